@@ -1,0 +1,257 @@
+//! The sentence encoder: text → token ids → BERT → pooled, normalised vectors.
+
+use std::borrow::Cow;
+
+use crate::bert::{Bert, Weights};
+use crate::config::{BertConfig, Pooling, Prefixes, SentenceConfig};
+use crate::files::{sha256_hex, ModelFiles, QuiverModelConfig};
+use crate::pooling::{normalize, pool};
+use crate::tokenize::TextTokenizer;
+use crate::{EncoderError, Result};
+
+/// Which prefix a text gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    Query,
+    Document,
+    /// Exactly as given.
+    Raw,
+}
+
+/// Settings that override what the model folder says.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub pooling: Option<Pooling>,
+    pub normalize: Option<bool>,
+    pub max_seq_length: Option<usize>,
+    pub prefixes: Option<Prefixes>,
+}
+
+/// Vectors of `dim` floats, row-major, in the order of the texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl Embeddings {
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.data.chunks_exact(self.dim)
+    }
+}
+
+pub struct Encoder {
+    bert: Bert,
+    tokenizer: TextTokenizer,
+    sentence: SentenceConfig,
+    id: String,
+    weights_sha256: String,
+    tokenizer_sha256: String,
+}
+
+fn utf8<'a>(bytes: &'a [u8], file: &'static str) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| EncoderError::InvalidConfig { file, reason: e.to_string() })
+}
+
+fn optional<'a>(bytes: &'a Option<Vec<u8>>, file: &'static str) -> Result<Option<&'a str>> {
+    bytes.as_deref().map(|b| utf8(b, file)).transpose()
+}
+
+impl Encoder {
+    /// Loads a model folder's files with the folder's own settings.
+    pub fn load(files: &ModelFiles) -> Result<Self> {
+        Self::load_with(files, &Overrides::default())
+    }
+
+    pub fn load_with(files: &ModelFiles, overrides: &Overrides) -> Result<Self> {
+        let bert_config = BertConfig::from_json(utf8(&files.config, "config.json")?)?;
+        let mut sentence = SentenceConfig::from_files(
+            &bert_config,
+            optional(&files.modules, "modules.json")?,
+            optional(&files.pooling, "1_Pooling/config.json")?,
+            optional(&files.sentence_bert, "sentence_bert_config.json")?,
+        )?;
+        let quiver: QuiverModelConfig = match &files.quiver {
+            Some(bytes) => serde_json::from_slice(bytes)
+                .map_err(|e| EncoderError::InvalidConfig { file: "quiver.json", reason: e.to_string() })?,
+            None => QuiverModelConfig::default(),
+        };
+        if let Some(prefixes) = quiver.prefixes {
+            sentence.prefixes = prefixes;
+        }
+        if let Some(p) = overrides.pooling {
+            sentence.pooling = p;
+        }
+        if let Some(n) = overrides.normalize {
+            sentence.normalize = n;
+        }
+        if let Some(max) = overrides.max_seq_length {
+            sentence.max_seq_length = max.min(bert_config.max_position_embeddings);
+        }
+        if let Some(prefixes) = &overrides.prefixes {
+            sentence.prefixes = prefixes.clone();
+        }
+        let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, sentence.max_seq_length)?;
+        if tokenizer.vocab_size() > bert_config.vocab_size {
+            return Err(EncoderError::VocabularyMismatch {
+                tokenizer: tokenizer.vocab_size(),
+                model: bert_config.vocab_size,
+            });
+        }
+        let bert = Bert::load(&bert_config, &Weights::from_safetensors(&files.weights)?)?;
+        Ok(Encoder {
+            bert,
+            tokenizer,
+            sentence,
+            id: quiver.id.unwrap_or_else(|| files.name.clone()),
+            weights_sha256: sha256_hex(&files.weights),
+            tokenizer_sha256: sha256_hex(&files.tokenizer),
+        })
+    }
+
+    /// Loads a model folder from disk.
+    pub fn from_dir(dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::load(&ModelFiles::read_dir(dir)?)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.bert.config().hidden_size
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+
+    pub fn tokenizer_sha256(&self) -> &str {
+        &self.tokenizer_sha256
+    }
+
+    pub fn sentence_config(&self) -> &SentenceConfig {
+        &self.sentence
+    }
+
+    pub fn bert_config(&self) -> &BertConfig {
+        self.bert.config()
+    }
+
+    fn prefixed<'a>(&self, text: &'a str, kind: TextKind) -> Cow<'a, str> {
+        let prefix = match kind {
+            TextKind::Query => &self.sentence.prefixes.query,
+            TextKind::Document => &self.sentence.prefixes.document,
+            TextKind::Raw => "",
+        };
+        if prefix.is_empty() {
+            Cow::Borrowed(text)
+        } else {
+            Cow::Owned(format!("{prefix}{text}"))
+        }
+    }
+
+    /// The ids the model sees for `text`: prefix, special tokens, truncation.
+    pub fn tokenize(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
+        self.tokenizer.encode(&self.prefixed(text, kind))
+    }
+
+    /// Embeds texts in batches of `batch_size`, sorted by length so padding is minimal;
+    /// the result is in the order of `texts` and does not depend on `batch_size`.
+    pub fn embed(&self, texts: &[&str], kind: TextKind, batch_size: usize) -> Result<Embeddings> {
+        let ids = texts.iter().map(|t| self.tokenize(t, kind)).collect::<Result<Vec<_>>>()?;
+        self.embed_ids(&ids, batch_size)
+    }
+
+    /// Embeds long texts as overlapping windows of `window` tokens and averages each text's
+    /// window vectors (then normalises, when the model normalises).
+    pub fn embed_chunked(
+        &self,
+        texts: &[&str],
+        kind: TextKind,
+        batch_size: usize,
+        window: usize,
+        overlap: usize,
+    ) -> Result<Embeddings> {
+        let mut owners = Vec::new();
+        let mut chunks = Vec::new();
+        for (i, text) in texts.iter().enumerate() {
+            for chunk in self.tokenizer.encode_chunks(&self.prefixed(text, kind), window, overlap)? {
+                owners.push(i);
+                chunks.push(chunk);
+            }
+        }
+        let pieces = self.embed_ids(&chunks, batch_size)?;
+        let dim = self.dim();
+        let mut data = vec![0f32; texts.len() * dim];
+        let mut counts = vec![0usize; texts.len()];
+        for (owner, piece) in owners.iter().zip(pieces.rows()) {
+            counts[*owner] += 1;
+            data[owner * dim..(owner + 1) * dim].iter_mut().zip(piece).for_each(|(d, p)| *d += p);
+        }
+        for (row, count) in data.chunks_exact_mut(dim).zip(counts) {
+            row.iter_mut().for_each(|x| *x /= count as f32);
+            if self.sentence.normalize {
+                normalize(row);
+            }
+        }
+        Ok(Embeddings { dim, data })
+    }
+
+    /// Embeds token id sequences (special tokens included), batched by length.
+    pub fn embed_ids(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
+        let dim = self.dim();
+        let max = self.tokenizer.max_len();
+        if let Some(bad) = sequences.iter().find(|s| s.is_empty() || s.len() > max) {
+            return Err(EncoderError::InvalidArgument {
+                op: "embed",
+                what: format!("a sequence of {} ids (must be 1 to {max})", bad.len()),
+            });
+        }
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
+        let mut data = vec![0f32; sequences.len() * dim];
+        for batch in order.chunks(batch_size.max(1)) {
+            let members: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
+            let pooled = self.forward_batch(&members)?;
+            for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
+                data[i * dim..(i + 1) * dim].copy_from_slice(vector);
+            }
+        }
+        Ok(Embeddings { dim, data })
+    }
+
+    /// One padded forward pass: pooled (and normalised) vectors, row-major.
+    fn forward_batch(&self, batch: &[&[u32]]) -> Result<Vec<f32>> {
+        let dim = self.dim();
+        let seq = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let pad = self.bert.config().pad_token_id as u32;
+        let mut ids = Vec::with_capacity(batch.len() * seq);
+        for s in batch {
+            ids.extend_from_slice(s);
+            ids.resize(ids.len() + seq - s.len(), pad);
+        }
+        let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
+        let hidden = self.bert.forward(&ids, &lengths, seq)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = vec![0f32; batch.len() * dim];
+        for (i, (row, &len)) in out.chunks_exact_mut(dim).zip(&lengths).enumerate() {
+            pool(self.sentence.pooling, &hidden[i * seq * dim..(i + 1) * seq * dim], dim, len, row);
+            if self.sentence.normalize {
+                normalize(row);
+            }
+        }
+        Ok(out)
+    }
+}

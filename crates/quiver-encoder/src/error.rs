@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading a model or embedding text.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    #[error("model folder {dir} has no {file}")]
+    MissingFile { dir: PathBuf, file: &'static str },
+
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+
+    #[error("{file} is not valid: {reason}")]
+    InvalidConfig { file: &'static str, reason: String },
+
+    #[error("unsupported architecture {found:?}: Quiver runs BERT-family encoders (model_type \"bert\")")]
+    UnsupportedArchitecture { found: String },
+
+    #[error("model.safetensors could not be read: {0}")]
+    InvalidWeights(String),
+
+    #[error("model.safetensors has no tensor {name} (the config asks for it)")]
+    MissingTensor { name: String },
+
+    #[error("tensor {name} has shape {actual:?}, config.json implies {expected:?}")]
+    ShapeMismatch { name: String, expected: Vec<usize>, actual: Vec<usize> },
+
+    #[error("tokenizer.json {op}: {message}")]
+    Tokenizer { op: &'static str, message: String },
+
+    #[error("the tokenizer has {tokenizer} entries but the model's vocabulary has {model}")]
+    VocabularyMismatch { tokenizer: usize, model: usize },
+
+    #[error("{op}: {what}")]
+    InvalidArgument { op: &'static str, what: String },
+
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = EncoderError> = std::result::Result<T, E>;

@@ -1,0 +1,94 @@
+//! The files of a model folder, as bytes, so the same loader serves a native folder and a
+//! browser's fetched files.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Prefixes;
+use crate::{EncoderError, Result};
+
+/// `quiver.json`, Quiver's own optional file in a model folder: the model's public name and
+/// its prefixes (written by `quiver fetch-model`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QuiverModelConfig {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub prefixes: Option<Prefixes>,
+}
+
+/// A Hugging Face / sentence-transformers model folder's files.
+#[derive(Clone, Default)]
+pub struct ModelFiles {
+    /// A name for the model when `quiver.json` gives none (the folder name natively).
+    pub name: String,
+    pub config: Vec<u8>,
+    pub tokenizer: Vec<u8>,
+    pub weights: Vec<u8>,
+    pub modules: Option<Vec<u8>>,
+    pub pooling: Option<Vec<u8>>,
+    pub sentence_bert: Option<Vec<u8>>,
+    pub quiver: Option<Vec<u8>>,
+}
+
+/// The relative paths a loader fetches, required ones first.
+pub const REQUIRED_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+pub const OPTIONAL_FILES: [&str; 4] =
+    ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "quiver.json"];
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ModelFiles {
+    /// Stores a file under its relative path (as listed in [`REQUIRED_FILES`] and
+    /// [`OPTIONAL_FILES`]); other paths are ignored.
+    pub fn insert(&mut self, path: &str, bytes: Vec<u8>) {
+        match path {
+            "config.json" => self.config = bytes,
+            "tokenizer.json" => self.tokenizer = bytes,
+            "model.safetensors" => self.weights = bytes,
+            "modules.json" => self.modules = Some(bytes),
+            "1_Pooling/config.json" => self.pooling = Some(bytes),
+            "sentence_bert_config.json" => self.sentence_bert = Some(bytes),
+            "quiver.json" => self.quiver = Some(bytes),
+            _ => {}
+        }
+    }
+
+    /// Reads a model folder.
+    pub fn read_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(EncoderError::Io {
+                op: "open model folder",
+                path: dir.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
+            });
+        }
+        let mut files = ModelFiles {
+            name: dir.canonicalize().unwrap_or(dir.to_owned()).file_name().map_or_else(
+                || "model".to_owned(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            ..Default::default()
+        };
+        for file in REQUIRED_FILES {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(EncoderError::MissingFile { dir: dir.to_owned(), file });
+            }
+            let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
+            files.insert(file, bytes);
+        }
+        for file in OPTIONAL_FILES {
+            let path = dir.join(file);
+            if path.is_file() {
+                let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
+                files.insert(file, bytes);
+            }
+        }
+        Ok(files)
+    }
+}

@@ -1,0 +1,86 @@
+//! The tokenizer, set up as sentence-transformers uses it.
+
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::{EncoderError, Result};
+
+pub struct TextTokenizer {
+    truncating: Tokenizer,
+    whole: Tokenizer,
+    max_len: usize,
+    /// Ids the post-processor puts before and after a single sequence (`[CLS]`/`[SEP]`).
+    before: Vec<u32>,
+    after: Vec<u32>,
+}
+
+fn tokenizer_error(op: &'static str) -> impl Fn(tokenizers::Error) -> EncoderError {
+    move |e| EncoderError::Tokenizer { op, message: e.to_string() }
+}
+
+impl TextTokenizer {
+    /// Replaces the padding and truncation baked into `tokenizer.json` (all-MiniLM-L6-v2's
+    /// pads and cuts at 128) with none and `max_len` (special tokens included).
+    pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Self> {
+        let mut whole = Tokenizer::from_bytes(json).map_err(tokenizer_error("could not be loaded"))?;
+        whole.with_padding(None);
+        whole.with_truncation(None).map_err(tokenizer_error("set truncation"))?;
+        let mut truncating = whole.clone();
+        truncating
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(tokenizer_error("set truncation"))?;
+        let empty = whole.encode("", true).map_err(tokenizer_error("encode"))?;
+        let specials = empty.get_ids();
+        let bare = whole.encode("", false).map_err(tokenizer_error("encode"))?.get_ids().len();
+        // The template frames text as `before … after`; every BERT-family template puts
+        // one token before.
+        let (before, after) = match (specials.split_first(), bare) {
+            (Some((first, rest)), 0) => (vec![*first], rest.to_vec()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        if max_len <= before.len() + after.len() {
+            return Err(EncoderError::InvalidArgument {
+                op: "tokenizer",
+                what: format!("max sequence length {max_len} leaves no room for text"),
+            });
+        }
+        Ok(TextTokenizer { truncating, whole, max_len, before, after })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.whole.get_vocab_size(true)
+    }
+
+    /// Ids with special tokens, truncated to the model's limit.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.truncating.encode(text, true).map_err(tokenizer_error("encode"))?.get_ids().to_vec())
+    }
+
+    /// Ids of windows of at most `window` text tokens, `overlap` tokens shared by
+    /// neighbours, each framed with the special tokens; one window for a short text.
+    pub fn encode_chunks(&self, text: &str, window: usize, overlap: usize) -> Result<Vec<Vec<u32>>> {
+        let room = self.max_len - self.before.len() - self.after.len();
+        let window = window.clamp(1, room);
+        if overlap >= window {
+            return Err(EncoderError::InvalidArgument {
+                op: "chunking",
+                what: format!("overlap {overlap} must be smaller than the chunk size {window}"),
+            });
+        }
+        let ids = self.whole.encode(text, false).map_err(tokenizer_error("encode"))?.get_ids().to_vec();
+        let step = window - overlap;
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + window).min(ids.len());
+            chunks.push([&self.before[..], &ids[start..end], &self.after[..]].concat());
+            if end == ids.len() {
+                break Ok(chunks);
+            }
+            start += step;
+        }
+    }
+}

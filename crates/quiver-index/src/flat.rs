@@ -1,0 +1,477 @@
+//! The flat index: every vector scanned, in f32, int8 or binary form.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::filter::Filter;
+use crate::kernels::{self, Kernels};
+use crate::quantize::{binarize, l2_normalize, learn_thresholds, quantize_i8, words_per_code, ThresholdKind};
+use crate::section::Section;
+use crate::topk::TopK;
+use crate::{IndexError, Result};
+
+/// How scores are computed. With `Cosine` vectors are normalised on insert, so the scan is
+/// a dot product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    #[default]
+    Cosine,
+    Dot,
+    /// Scores are negated squared Euclidean distances, so higher is still better.
+    L2,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cosine" => Ok(Self::Cosine),
+            "dot" => Ok(Self::Dot),
+            "l2" => Ok(Self::L2),
+            other => Err(format!("unknown metric {other:?} (cosine, dot, l2)")),
+        }
+    }
+}
+
+/// Which model made the vectors. The index only records and compares it; it knows nothing
+/// about how embeddings are computed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ModelInfo {
+    pub id: String,
+    pub weights_sha256: String,
+    pub tokenizer_sha256: String,
+    pub pooling: String,
+    pub normalize: bool,
+    pub max_seq_length: usize,
+    pub query_prefix: String,
+    pub document_prefix: String,
+}
+
+/// Fixed properties of an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexConfig {
+    pub dim: usize,
+    pub metric: Metric,
+    pub threshold: ThresholdKind,
+}
+
+impl IndexConfig {
+    pub fn new(dim: usize) -> Self {
+        IndexConfig { dim, metric: Metric::Cosine, threshold: ThresholdKind::Mean }
+    }
+}
+
+/// How a search scans the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Exact f32 scores.
+    #[default]
+    Exact,
+    /// int8 vectors and query, integer dot products.
+    Int8,
+    /// Hamming distance of binary codes only; scores estimate cosine as `1 - 2·h/dim`.
+    Binary,
+    /// Hamming distance picks `oversample × k` candidates, rescored exactly.
+    BinaryRescore,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "exact" => Ok(Self::Exact),
+            "int8" => Ok(Self::Int8),
+            "binary" => Ok(Self::Binary),
+            "binary-rescore" => Ok(Self::BinaryRescore),
+            other => Err(format!("unknown strategy {other:?} (exact, int8, binary, binary-rescore)")),
+        }
+    }
+}
+
+/// What `BinaryRescore` rescores its candidates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Rescore {
+    #[default]
+    F32,
+    Int8,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    pub k: usize,
+    pub strategy: Strategy,
+    pub oversample: usize,
+    pub rescore: Rescore,
+    pub filter: Option<Filter>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions { k: 10, strategy: Strategy::Exact, oversample: 10, rescore: Rescore::F32, filter: None }
+    }
+}
+
+/// One result: the row in the index and its score (higher is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub row: usize,
+    pub score: f32,
+}
+
+/// One document to insert.
+#[derive(Debug, Clone)]
+pub struct Document<'a> {
+    pub id: String,
+    pub vector: &'a [f32],
+    pub metadata: Value,
+}
+
+/// Rows scanned per kernel call: large enough to amortise dispatch, small enough for L1/L2.
+const BLOCK: usize = 512;
+
+#[derive(Clone)]
+pub struct FlatIndex {
+    pub(crate) config: IndexConfig,
+    pub(crate) model: Option<ModelInfo>,
+    pub(crate) created_unix: u64,
+    pub(crate) vectors: Section<f32>,
+    pub(crate) codes: Section<i8>,
+    pub(crate) scales: Section<f32>,
+    pub(crate) bits: Section<u64>,
+    pub(crate) thresholds: Vec<f32>,
+    /// How many vectors the thresholds were learned from; they are relearned when the
+    /// index has doubled since.
+    pub(crate) trained_on: usize,
+    pub(crate) ids: Vec<String>,
+    pub(crate) metadata: Vec<Value>,
+    pub(crate) row_of: HashMap<String, usize>,
+    /// Squared norms, kept only for the L2 metric.
+    pub(crate) sq_norms: Vec<f32>,
+}
+
+impl FlatIndex {
+    pub fn new(config: IndexConfig) -> Result<Self> {
+        if config.dim == 0 {
+            return Err(IndexError::InvalidArgument { op: "new index", what: "dimension must be at least 1".into() });
+        }
+        Ok(FlatIndex {
+            config,
+            model: None,
+            created_unix: 0,
+            vectors: Section::default(),
+            codes: Section::default(),
+            scales: Section::default(),
+            bits: Section::default(),
+            thresholds: vec![0.0; config.dim],
+            trained_on: 0,
+            ids: Vec::new(),
+            metadata: Vec::new(),
+            row_of: HashMap::new(),
+            sq_norms: Vec::new(),
+        })
+    }
+
+    pub fn with_model(mut self, model: ModelInfo) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    pub fn config(&self) -> &IndexConfig {
+        &self.config
+    }
+
+    pub fn dim(&self) -> usize {
+        self.config.dim
+    }
+
+    pub fn model(&self) -> Option<&ModelInfo> {
+        self.model.as_ref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn id(&self, row: usize) -> &str {
+        &self.ids[row]
+    }
+
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    pub fn metadata(&self, row: usize) -> &Value {
+        &self.metadata[row]
+    }
+
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        self.row_of.get(id).copied()
+    }
+
+    /// The stored vector of a row (normalised under the cosine metric).
+    pub fn vector(&self, row: usize) -> &[f32] {
+        let dim = self.config.dim;
+        &self.vectors.as_slice()[row * dim..(row + 1) * dim]
+    }
+
+    /// All stored vectors, row-major.
+    pub fn vectors(&self) -> &[f32] {
+        self.vectors.as_slice()
+    }
+
+    pub fn thresholds(&self) -> &[f32] {
+        &self.thresholds
+    }
+
+    /// Adds the documents, replacing those whose id exists. Every document is checked
+    /// before any is inserted, so a bad one leaves the index as it was.
+    pub fn upsert(&mut self, docs: &[Document<'_>]) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for doc in docs {
+            self.check_vector("insert", doc.vector)?;
+            if !seen.insert(doc.id.as_str()) {
+                return Err(IndexError::DuplicateId { op: "insert", id: doc.id.clone() });
+            }
+        }
+        for doc in docs {
+            if let Some(row) = self.row_of(&doc.id) {
+                self.swap_remove(row);
+            }
+            self.push(doc);
+        }
+        if self.len() >= 2 * self.trained_on.max(1) {
+            self.retrain_thresholds();
+        }
+        Ok(())
+    }
+
+    /// Deletes the documents with these ids; unknown ids are an error and delete nothing.
+    pub fn remove<S: AsRef<str>>(&mut self, ids: &[S]) -> Result<()> {
+        if let Some(missing) = ids.iter().find(|id| !self.row_of.contains_key(id.as_ref())) {
+            return Err(IndexError::UnknownId(missing.as_ref().to_owned()));
+        }
+        for id in ids {
+            if let Some(row) = self.row_of(id.as_ref()) {
+                self.swap_remove(row);
+            }
+        }
+        Ok(())
+    }
+
+    /// Relearns the binary thresholds from every stored vector and recomputes all codes.
+    pub fn retrain_thresholds(&mut self) {
+        let dim = self.config.dim;
+        self.thresholds = learn_thresholds(self.config.threshold, self.vectors.as_slice(), dim);
+        let words = words_per_code(dim);
+        let mut bits = vec![0u64; self.len() * words];
+        for (row, out) in self.vectors.as_slice().chunks_exact(dim).zip(bits.chunks_exact_mut(words)) {
+            binarize(row, &self.thresholds, out);
+        }
+        self.bits = Section::Owned(bits);
+        self.trained_on = self.len();
+    }
+
+    fn check_vector(&self, op: &'static str, v: &[f32]) -> Result<()> {
+        if v.len() != self.config.dim {
+            return Err(IndexError::DimensionMismatch { op, expected: self.config.dim, actual: v.len() });
+        }
+        if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(IndexError::NonFinite { op, index, value });
+        }
+        Ok(())
+    }
+
+    fn prepared(&self, v: &[f32]) -> Vec<f32> {
+        let mut v = v.to_vec();
+        if self.config.metric == Metric::Cosine {
+            l2_normalize(&mut v);
+        }
+        v
+    }
+
+    fn push(&mut self, doc: &Document<'_>) {
+        let dim = self.config.dim;
+        let v = self.prepared(doc.vector);
+        let mut code = vec![0i8; dim];
+        let scale = quantize_i8(&v, &mut code);
+        let mut bits = vec![0u64; words_per_code(dim)];
+        binarize(&v, &self.thresholds, &mut bits);
+        if self.config.metric == Metric::L2 {
+            self.sq_norms.push(v.iter().map(|x| x * x).sum());
+        }
+        self.vectors.to_mut().extend_from_slice(&v);
+        self.codes.to_mut().extend_from_slice(&code);
+        self.scales.to_mut().push(scale);
+        self.bits.to_mut().extend_from_slice(&bits);
+        self.row_of.insert(doc.id.clone(), self.ids.len());
+        self.ids.push(doc.id.clone());
+        self.metadata.push(doc.metadata.clone());
+    }
+
+    /// Moves the last row into `row`.
+    fn swap_remove(&mut self, row: usize) {
+        fn swap_remove_block<T: bytemuck::Pod>(v: &mut Vec<T>, row: usize, width: usize) {
+            let last = v.len() / width - 1;
+            if row != last {
+                v.copy_within(last * width..(last + 1) * width, row * width);
+            }
+            v.truncate(last * width);
+        }
+        let dim = self.config.dim;
+        swap_remove_block(self.vectors.to_mut(), row, dim);
+        swap_remove_block(self.codes.to_mut(), row, dim);
+        swap_remove_block(self.scales.to_mut(), row, 1);
+        swap_remove_block(self.bits.to_mut(), row, words_per_code(dim));
+        if !self.sq_norms.is_empty() {
+            self.sq_norms.swap_remove(row);
+        }
+        self.metadata.swap_remove(row);
+        let removed = self.ids.swap_remove(row);
+        self.row_of.remove(&removed);
+        if let Some(moved) = self.ids.get(row) {
+            self.row_of.insert(moved.clone(), row);
+        }
+    }
+
+    /// The best `k` rows for `query`, best first; ties go to the lower row.
+    pub fn search(&self, query: &[f32], options: &SearchOptions) -> Result<Vec<Hit>> {
+        self.search_with(kernels::best(), query, options)
+    }
+
+    /// [`FlatIndex::search`] with the given kernels, so every implementation can be tested.
+    pub fn search_with(&self, kernels: &dyn Kernels, query: &[f32], options: &SearchOptions) -> Result<Vec<Hit>> {
+        self.check_vector("search", query)?;
+        if options.k == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self.prepared(query);
+        let filter = options.filter.as_ref().filter(|f| !f.is_empty());
+        let allowed = |row: usize| filter.is_none_or(|f| f.matches(&self.metadata[row]));
+        let hits = match options.strategy {
+            Strategy::Exact => self.scan_f32(kernels, &query, options.k, allowed),
+            Strategy::Int8 => self.scan_i8(kernels, &query, options.k, allowed),
+            Strategy::Binary => self.scan_binary(kernels, &query, options.k, allowed),
+            Strategy::BinaryRescore => {
+                let wanted = options.k.saturating_mul(options.oversample.max(1));
+                let candidates = self.scan_binary(kernels, &query, wanted, allowed);
+                self.rescore(kernels, &query, &candidates, options.k, options.rescore)
+            }
+        };
+        Ok(hits)
+    }
+
+    fn l2_score(&self, query_sq_norm: f32, row: usize, dot: f32) -> f32 {
+        -(query_sq_norm + self.sq_norms[row] - 2.0 * dot)
+    }
+
+    fn scan_f32(&self, kernels: &dyn Kernels, query: &[f32], k: usize, allowed: impl Fn(usize) -> bool) -> Vec<Hit> {
+        let dim = self.config.dim;
+        let query_sq_norm: f32 = query.iter().map(|x| x * x).sum();
+        let mut top = TopK::new(k);
+        let mut scores = [0f32; BLOCK];
+        for (block, rows) in self.vectors.as_slice().chunks(BLOCK * dim).enumerate() {
+            let out = &mut scores[..rows.len() / dim];
+            kernels.dot_f32(query, rows, out);
+            for (i, &dot) in out.iter().enumerate() {
+                let row = block * BLOCK + i;
+                if allowed(row) {
+                    let score = if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
+                    top.push(score, row);
+                }
+            }
+        }
+        top.into_sorted()
+    }
+
+    fn quantized_query(query: &[f32]) -> (Vec<i8>, f32) {
+        let mut code = vec![0i8; query.len()];
+        let scale = quantize_i8(query, &mut code);
+        (code, scale)
+    }
+
+    fn scan_i8(&self, kernels: &dyn Kernels, query: &[f32], k: usize, allowed: impl Fn(usize) -> bool) -> Vec<Hit> {
+        let dim = self.config.dim;
+        let (code, query_scale) = Self::quantized_query(query);
+        let query_sq_norm: f32 = query.iter().map(|x| x * x).sum();
+        let scales = self.scales.as_slice();
+        let mut top = TopK::new(k);
+        let mut dots = [0i32; BLOCK];
+        for (block, rows) in self.codes.as_slice().chunks(BLOCK * dim).enumerate() {
+            let out = &mut dots[..rows.len() / dim];
+            kernels.dot_i8(&code, rows, out);
+            for (i, &dot) in out.iter().enumerate() {
+                let row = block * BLOCK + i;
+                if allowed(row) {
+                    let dot = dot as f32 * query_scale * scales[row];
+                    let score = if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
+                    top.push(score, row);
+                }
+            }
+        }
+        top.into_sorted()
+    }
+
+    fn scan_binary(&self, kernels: &dyn Kernels, query: &[f32], k: usize, allowed: impl Fn(usize) -> bool) -> Vec<Hit> {
+        let dim = self.config.dim;
+        let words = words_per_code(dim);
+        let mut code = vec![0u64; words];
+        binarize(query, &self.thresholds, &mut code);
+        let mut top = TopK::new(k);
+        let mut distances = [0u32; BLOCK];
+        for (block, rows) in self.bits.as_slice().chunks(BLOCK * words).enumerate() {
+            let out = &mut distances[..rows.len() / words];
+            kernels.hamming(&code, rows, out);
+            for (i, &h) in out.iter().enumerate() {
+                let row = block * BLOCK + i;
+                if top.would_accept(-(h as f32)) && allowed(row) {
+                    top.push(-(h as f32), row);
+                }
+            }
+        }
+        top.into_sorted()
+            .into_iter()
+            .map(|hit| Hit { row: hit.row, score: 1.0 + 2.0 * hit.score / dim as f32 })
+            .collect()
+    }
+
+    fn rescore(&self, kernels: &dyn Kernels, query: &[f32], candidates: &[Hit], k: usize, how: Rescore) -> Vec<Hit> {
+        let dim = self.config.dim;
+        let query_sq_norm: f32 = query.iter().map(|x| x * x).sum();
+        let mut top = TopK::new(k);
+        match how {
+            Rescore::F32 => {
+                let vectors = self.vectors.as_slice();
+                for hit in candidates {
+                    let mut dot = [0f32];
+                    kernels.dot_f32(query, &vectors[hit.row * dim..(hit.row + 1) * dim], &mut dot);
+                    let score = if self.config.metric == Metric::L2 {
+                        self.l2_score(query_sq_norm, hit.row, dot[0])
+                    } else {
+                        dot[0]
+                    };
+                    top.push(score, hit.row);
+                }
+            }
+            Rescore::Int8 => {
+                let (code, query_scale) = Self::quantized_query(query);
+                let (codes, scales) = (self.codes.as_slice(), self.scales.as_slice());
+                for hit in candidates {
+                    let mut dot = [0i32];
+                    kernels.dot_i8(&code, &codes[hit.row * dim..(hit.row + 1) * dim], &mut dot);
+                    let dot = dot[0] as f32 * query_scale * scales[hit.row];
+                    let score =
+                        if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, hit.row, dot) } else { dot };
+                    top.push(score, hit.row);
+                }
+            }
+        }
+        top.into_sorted()
+    }
+}

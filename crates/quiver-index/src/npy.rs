@@ -1,0 +1,114 @@
+//! `.npy` import and export of `[n, dim]` float32 matrices, so vectors made elsewhere
+//! can be indexed and Quiver's can be analysed elsewhere.
+
+use std::io::{Read, Write};
+
+use crate::{IndexError, Result};
+
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Writes a C-order little-endian float32 matrix.
+pub fn write_npy<W: Write>(mut out: W, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
+    assert_eq!(data.len(), rows * cols, "matrix shape does not match its data");
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Version 1.0: magic, version, u16 header length; header padded with spaces so the data
+    // starts on a multiple of 64 bytes, ending in a newline.
+    let unpadded = NPY_MAGIC.len() + 2 + 2 + dict.len() + 1;
+    let padding = unpadded.next_multiple_of(64) - unpadded;
+    let header = format!("{dict}{}\n", " ".repeat(padding));
+    out.write_all(NPY_MAGIC)?;
+    out.write_all(&[1, 0])?;
+    out.write_all(&(header.len() as u16).to_le_bytes())?;
+    out.write_all(header.as_bytes())?;
+    for chunk in data.chunks(1 << 16) {
+        out.write_all(bytemuck::cast_slice(chunk))?;
+    }
+    out.flush()
+}
+
+/// A matrix read from `.npy`: `rows × cols` values, row-major.
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+fn npy_error(what: impl Into<String>) -> IndexError {
+    IndexError::Npy { what: what.into() }
+}
+
+/// Reads a 2-D (or 1-D, taken as one row) `<f4` or `<f8` C-order array.
+pub fn read_npy<R: Read>(mut input: R) -> Result<Matrix> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(|e| npy_error(format!("could not be read: {e}")))?;
+    if bytes.len() < 10 || &bytes[..6] != NPY_MAGIC {
+        return Err(npy_error("does not start with the .npy magic"));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
+        v => return Err(npy_error(format!("has unsupported version {v}"))),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| npy_error("header is truncated or not text"))?;
+    let field = |key: &str| -> Option<&str> {
+        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
+        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
+        Some(rest)
+    };
+    let descr = field("descr").ok_or_else(|| npy_error("header has no descr"))?;
+    let elem = if descr.starts_with("'<f4'") {
+        4
+    } else if descr.starts_with("'<f8'") {
+        8
+    } else {
+        return Err(npy_error(format!("holds {}, expected float32 or float64", descr.split(',').next().unwrap_or(""))));
+    };
+    if field("fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err(npy_error("is in Fortran order; save it in C order"));
+    }
+    let shape = field("shape").ok_or_else(|| npy_error("header has no shape"))?;
+    let inner = shape.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(|| npy_error("bad shape"))?;
+    let dims: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| npy_error(format!("bad shape ({inner})"))))
+        .collect::<Result<_>>()?;
+    let (rows, cols) = match dims[..] {
+        [n] => (1, n),
+        [r, c] => (r, c),
+        _ => return Err(npy_error(format!("has shape ({inner}); expected [rows, dim]"))),
+    };
+    let payload = &bytes[start + header_len..];
+    let count = rows.checked_mul(cols).ok_or_else(|| npy_error("shape overflows"))?;
+    if payload.len() != count * elem {
+        return Err(npy_error(format!("holds {} bytes of data, shape ({rows}, {cols}) needs {}", payload.len(), count * elem)));
+    }
+    let data = if elem == 4 {
+        bytemuck::pod_collect_to_vec(payload)
+    } else {
+        payload.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+    };
+    Ok(Matrix { rows, cols, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
+        let mut bytes = Vec::new();
+        write_npy(&mut bytes, &data, 3, 4).unwrap();
+        assert_eq!((bytes.len() - 48) % 16, 0);
+        let m = read_npy(&bytes[..]).unwrap();
+        assert_eq!((m.rows, m.cols), (3, 4));
+        assert_eq!(m.data, data);
+        assert!(read_npy(&bytes[..bytes.len() - 1]).is_err());
+        assert!(read_npy(&b"not numpy at all"[..]).is_err());
+    }
+}
