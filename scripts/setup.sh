@@ -23,10 +23,10 @@ if [ ! -s data/catalogue.jsonl ]; then
   rm -rf "$work"
 fi
 
-step "test corpus: 10,000 Debian package synopses (apt-cache dumpavail)"
+step "test corpus: 10,500 Debian package synopses (apt-cache dumpavail)"
 if [ ! -s data/debian-synopses.jsonl ]; then
   if [ "$(apt-cache dumpavail 2>/dev/null | grep -c '^Package: ')" -lt 20000 ]; then
     apt-get update -qq
   fi
-  apt-cache dumpavail | python3 scripts/make_synopses.py 10000 data/debian-synopses.jsonl
+  apt-cache dumpavail | python3 scripts/make_synopses.py 10500 data/debian-synopses.jsonl
 fi

@@ -267,8 +267,8 @@ struct SearchArgs {
     k: usize,
     #[arg(long, value_enum, default_value = "exact")]
     strategy: StrategyChoice,
-    /// binary-rescore: candidates = oversample × k.
-    #[arg(long, default_value_t = 10)]
+    /// binary-rescore: candidates = oversample × k (30 keeps recall@10 ≥ 0.99 on real text).
+    #[arg(long, default_value_t = 30)]
     oversample: usize,
     /// binary-rescore: what candidates are rescored with.
     #[arg(long, value_enum, default_value = "f32")]

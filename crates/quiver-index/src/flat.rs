@@ -74,7 +74,9 @@ pub enum Strategy {
     Int8,
     /// Hamming distance of binary codes only; scores estimate cosine as `1 - 2·h/dim`.
     Binary,
-    /// Hamming distance picks `oversample × k` candidates, rescored exactly.
+    /// Hamming distance picks `oversample × k` candidates, rescored exactly. The default
+    /// oversample of 30 keeps recall@10 ≥ 0.99 against exact search on real embeddings
+    /// (`tests/tests/recall.rs`).
     BinaryRescore,
 }
 
@@ -110,7 +112,7 @@ pub struct SearchOptions {
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { k: 10, strategy: Strategy::Exact, oversample: 10, rescore: Rescore::F32, filter: None }
+        SearchOptions { k: 10, strategy: Strategy::Exact, oversample: 30, rescore: Rescore::F32, filter: None }
     }
 }
 

@@ -1,0 +1,50 @@
+//! The engine end to end on the sample catalogue: index, search by meaning, filter, save,
+//! load from bytes and from a memory map.
+
+use quiver::ingest::{read_records, Fields};
+use quiver::{EmbedOptions, Engine};
+use quiver_encoder::Encoder;
+use quiver_index::{Filter, FlatIndex, IndexConfig, SearchOptions, Strategy};
+use quiver_tests::{data_file, minilm_dir};
+
+fn fields() -> Fields {
+    Fields { text: vec!["title".into(), "description".into()], ..Default::default() }
+}
+
+#[test]
+fn catalogue_search_by_meaning_with_filters() {
+    let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+    let mut index = quiver::new_index(&encoder, IndexConfig::new(encoder.dim())).unwrap();
+    let records = read_records(&data_file("catalogue.jsonl"), None, &fields()).unwrap();
+    let n = quiver::index_records(&encoder, &mut index, records, &EmbedOptions::default(), |_| {}).unwrap();
+    assert!(n >= 150, "{n} products");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("catalogue.qvr");
+    index.save(&path).unwrap();
+    let engine = Engine::new(encoder, FlatIndex::open(&path).unwrap()).unwrap();
+
+    let top = |query: &str, options: &SearchOptions| -> Vec<String> {
+        engine.search(query, options).unwrap().into_iter().map(|r| r.id).collect()
+    };
+    for strategy in [Strategy::Exact, Strategy::BinaryRescore] {
+        let options = SearchOptions { k: 5, strategy, ..Default::default() };
+        let found = top("pink velvet armchair with brass legs", &options);
+        assert_eq!(found[0], "abigail-lounge-chair", "{strategy:?}: {found:?}");
+        let found = top("machine that digs deep in mines", &options);
+        assert!(found.contains(&"a789-bc".to_owned()), "{strategy:?}: {found:?}");
+    }
+
+    let cheap = SearchOptions {
+        k: 10,
+        filter: Some(Filter::parse(&["price<=30", "currency=USD"]).unwrap()),
+        ..Default::default()
+    };
+    let results = engine.search("glasses for wine", &cheap).unwrap();
+    assert!(!results.is_empty());
+    for r in &results {
+        assert!(r.metadata["price"].as_f64().unwrap() <= 30.0, "{r:?}");
+        assert!(r.metadata.get("description").is_none(), "text fields are not copied into metadata");
+    }
+    assert!(results.windows(2).all(|w| w[0].score >= w[1].score));
+}
