@@ -34,8 +34,9 @@ fn binary_rescore_keeps_exact_recall_on_real_embeddings() {
     let encoder = Encoder::from_dir(minilm_dir()).unwrap();
     let options = EmbedOptions { batch_size: 64, ..Default::default() };
     let docs = quiver::embed(&encoder, &texts[..DOCS], &options).unwrap();
-    let queries = quiver::embed(&encoder, &texts[DOCS..DOCS + QUERIES], &EmbedOptions { kind: TextKind::Query, ..options })
-        .unwrap();
+    let queries =
+        quiver::embed(&encoder, &texts[DOCS..DOCS + QUERIES], &EmbedOptions { kind: TextKind::Query, ..options })
+            .unwrap();
 
     let mut report = Vec::new();
     for threshold in [ThresholdKind::Mean, ThresholdKind::Zero] {
@@ -43,7 +44,11 @@ fn binary_rescore_keeps_exact_recall_on_real_embeddings() {
         let batch: Vec<Document> = docs
             .rows()
             .enumerate()
-            .map(|(i, v)| Document { id: lines[i]["id"].as_str().unwrap().into(), vector: v, metadata: Default::default() })
+            .map(|(i, v)| Document {
+                id: lines[i]["id"].as_str().unwrap().into(),
+                vector: v,
+                metadata: Default::default(),
+            })
             .collect();
         index.upsert(&batch).unwrap();
         index.retrain_thresholds();
@@ -63,7 +68,10 @@ fn binary_rescore_keeps_exact_recall_on_real_embeddings() {
         }
         for oversample in [5, 10, 20, 30, 40, 60] {
             let options = SearchOptions { k: K, strategy: Strategy::BinaryRescore, oversample, ..Default::default() };
-            eprintln!("threshold {threshold:?}: binary-rescore oversample {oversample}: {:.4}", recall(&index, &queries, &options));
+            eprintln!(
+                "threshold {threshold:?}: binary-rescore oversample {oversample}: {:.4}",
+                recall(&index, &queries, &options)
+            );
         }
     }
     let get = |t, n| report.iter().find(|(tt, nn, _)| *tt == t && *nn == n).unwrap().2;

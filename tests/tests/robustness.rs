@@ -1,7 +1,7 @@
 //! Bad input to the encoder and engine: typed errors or defined results, never a panic.
 
 use quiver::{check_model, EngineError};
-use quiver_encoder::{EncoderError, Encoder, ModelFiles, Overrides, TextKind};
+use quiver_encoder::{Encoder, EncoderError, ModelFiles, Overrides, TextKind};
 use quiver_index::{FlatIndex, IndexConfig, IndexError};
 use quiver_tests::minilm_dir;
 
@@ -61,14 +61,20 @@ fn broken_model_folders_are_typed_errors() {
     assert!(matches!(Encoder::load(&garbage), Err(EncoderError::InvalidWeights(_))));
 
     let mut wrong_shape = files();
-    let config = String::from_utf8(wrong_shape.config.clone()).unwrap().replace("\"intermediate_size\": 1536", "\"intermediate_size\": 1024");
+    let config = String::from_utf8(wrong_shape.config.clone())
+        .unwrap()
+        .replace("\"intermediate_size\": 1536", "\"intermediate_size\": 1024");
     wrong_shape.config = config.into_bytes();
     assert!(matches!(Encoder::load(&wrong_shape), Err(EncoderError::ShapeMismatch { .. })));
 
     let mut small_vocab = files();
-    let config = String::from_utf8(small_vocab.config.clone()).unwrap().replace("\"vocab_size\": 30522", "\"vocab_size\": 1000");
+    let config =
+        String::from_utf8(small_vocab.config.clone()).unwrap().replace("\"vocab_size\": 30522", "\"vocab_size\": 1000");
     small_vocab.config = config.into_bytes();
-    assert!(matches!(Encoder::load(&small_vocab), Err(EncoderError::VocabularyMismatch { tokenizer: 30522, model: 1000 })));
+    assert!(matches!(
+        Encoder::load(&small_vocab),
+        Err(EncoderError::VocabularyMismatch { tokenizer: 30522, model: 1000 })
+    ));
 
     let mut gpt = files();
     gpt.config = br#"{"model_type": "gpt2", "vocab_size": 50257, "hidden_size": 768}"#.to_vec();
@@ -84,8 +90,9 @@ fn an_index_refuses_another_model() {
     let e = encoder();
     let index = quiver::new_index(&e, IndexConfig::new(e.dim())).unwrap();
     check_model(&index, &e).unwrap();
-    let cls = Encoder::load_with(&files(), &Overrides { pooling: Some(quiver_encoder::Pooling::Cls), ..Default::default() })
-        .unwrap();
+    let cls =
+        Encoder::load_with(&files(), &Overrides { pooling: Some(quiver_encoder::Pooling::Cls), ..Default::default() })
+            .unwrap();
     assert!(matches!(check_model(&index, &cls), Err(EngineError::Index(IndexError::ModelMismatch { .. }))));
     let bytes = index.to_bytes();
     let loaded = FlatIndex::from_bytes(bytes).unwrap();

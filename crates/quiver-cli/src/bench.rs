@@ -56,7 +56,10 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
         bail!("{} holds no texts", args.corpus.display());
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let n_tokens: usize = refs.iter().map(|t| encoder.tokenize(t, TextKind::Raw).map(|ids| ids.len())).sum::<quiver::encoder::Result<usize>>()?;
+    let n_tokens: usize = refs
+        .iter()
+        .map(|t| encoder.tokenize(t, TextKind::Raw).map(|ids| ids.len()))
+        .sum::<quiver::encoder::Result<usize>>()?;
 
     // Warm-up: the longest batch, as the timed pass starts with it.
     let mut by_len: Vec<usize> = (0..refs.len()).collect();
@@ -85,6 +88,13 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
         "versions": { "quiver": env!("CARGO_PKG_VERSION"), "candle-core": "0.11.1" },
     });
     std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!("{} docs, {} tokens in {:.2} s: {:.1} docs/s, {:.0} tokens/s", texts.len(), n_tokens, seconds, texts.len() as f64 / seconds, n_tokens as f64 / seconds);
+    eprintln!(
+        "{} docs, {} tokens in {:.2} s: {:.1} docs/s, {:.0} tokens/s",
+        texts.len(),
+        n_tokens,
+        seconds,
+        texts.len() as f64 / seconds,
+        n_tokens as f64 / seconds
+    );
     Ok(())
 }

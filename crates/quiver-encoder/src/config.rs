@@ -75,7 +75,9 @@ impl BertConfig {
         }
         let config: BertConfig = serde_json::from_value(probe)
             .map_err(|e| EncoderError::InvalidConfig { file: "config.json", reason: e.to_string() })?;
-        if config.hidden_size == 0 || config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0
+        if config.hidden_size == 0
+            || config.num_attention_heads == 0
+            || config.hidden_size % config.num_attention_heads != 0
         {
             return Err(EncoderError::InvalidConfig {
                 file: "config.json",

@@ -68,10 +68,11 @@ impl ModelFiles {
             });
         }
         let mut files = ModelFiles {
-            name: dir.canonicalize().unwrap_or(dir.to_owned()).file_name().map_or_else(
-                || "model".to_owned(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
+            name: dir
+                .canonicalize()
+                .unwrap_or(dir.to_owned())
+                .file_name()
+                .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned()),
             ..Default::default()
         };
         for file in REQUIRED_FILES {

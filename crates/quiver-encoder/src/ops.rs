@@ -80,7 +80,13 @@ impl InplaceOp2 for BiasResidualNorm<'_> {
         "bias-residual-layer-norm"
     }
 
-    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, src: &CpuStorage, src_l: &Layout) -> candle_core::Result<()> {
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        src: &CpuStorage,
+        src_l: &Layout,
+    ) -> candle_core::Result<()> {
         let x = contiguous(dst, dst_l, self.name())?;
         let (Some((start, end)), CpuStorage::F32(residual)) = (src_l.contiguous_offsets(), src) else {
             bail!("{}: residual must be contiguous f32", self.name())
@@ -155,7 +161,9 @@ mod tests {
     #[test]
     fn erf_is_accurate() {
         // Reference values of erf to 9 digits.
-        for (x, want) in [(0.0, 0.0), (0.5, 0.520_499_878), (1.0, 0.842_700_793), (-2.0, -0.995_322_265), (3.5, 0.999_999_257)] {
+        for (x, want) in
+            [(0.0, 0.0), (0.5, 0.520_499_878), (1.0, 0.842_700_793), (-2.0, -0.995_322_265), (3.5, 0.999_999_257)]
+        {
             assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} != {want}", erf(x));
         }
     }

@@ -152,7 +152,8 @@ mod tests {
     #[test]
     fn cli_and_json_spellings_agree() {
         let doc = json!({"category": "Shoes", "price": 49.5, "stock": {"warehouse": "B"}, "tags": ["red", "sale"]});
-        let cli = Filter::parse(&["category=Shoes", "price<=50", "price>10", "stock.warehouse=B", "tags=sale"]).unwrap();
+        let cli =
+            Filter::parse(&["category=Shoes", "price<=50", "price>10", "stock.warehouse=B", "tags=sale"]).unwrap();
         let js = Filter::from_json(&json!({"category": "Shoes", "price": {"lte": 50, "gt": 10},
                                              "stock.warehouse": "B", "tags": {"eq": "sale"}}))
         .unwrap();

@@ -384,7 +384,8 @@ impl FlatIndex {
             for (i, &dot) in out.iter().enumerate() {
                 let row = block * BLOCK + i;
                 if allowed(row) {
-                    let score = if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
+                    let score =
+                        if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
                     top.push(score, row);
                 }
             }
@@ -412,7 +413,8 @@ impl FlatIndex {
                 let row = block * BLOCK + i;
                 if allowed(row) {
                     let dot = dot as f32 * query_scale * scales[row];
-                    let score = if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
+                    let score =
+                        if self.config.metric == Metric::L2 { self.l2_score(query_sq_norm, row, dot) } else { dot };
                     top.push(score, row);
                 }
             }

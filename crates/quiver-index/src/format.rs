@@ -311,7 +311,10 @@ fn build(header: Header, backing: &Backing) -> Result<FlatIndex> {
             .ok_or_else(|| corrupt(format!("section {name} is missing")))?;
         let expected = count.checked_mul(elem).ok_or_else(|| corrupt(format!("section {name}: size overflows")))?;
         if entry.bytes != expected || entry.offset.checked_add(entry.bytes).is_none_or(|end| end > body_end) {
-            return Err(corrupt(format!("section {name}: {} bytes at {}, expected {expected}", entry.bytes, entry.offset)));
+            return Err(corrupt(format!(
+                "section {name}: {} bytes at {}, expected {expected}",
+                entry.bytes, entry.offset
+            )));
         }
         Ok(entry)
     };

@@ -85,7 +85,11 @@ pub fn read_npy<R: Read>(mut input: R) -> Result<Matrix> {
     let payload = &bytes[start + header_len..];
     let count = rows.checked_mul(cols).ok_or_else(|| npy_error("shape overflows"))?;
     if payload.len() != count * elem {
-        return Err(npy_error(format!("holds {} bytes of data, shape ({rows}, {cols}) needs {}", payload.len(), count * elem)));
+        return Err(npy_error(format!(
+            "holds {} bytes of data, shape ({rows}, {cols}) needs {}",
+            payload.len(),
+            count * elem
+        )));
     }
     let data = if elem == 4 {
         bytemuck::pod_collect_to_vec(payload)

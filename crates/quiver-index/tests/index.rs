@@ -2,8 +2,8 @@
 //! corrupted, from the future or from an older build.
 
 use quiver_index::{
-    Document, FileInfo, Filter, FlatIndex, IndexConfig, IndexError, Metric, ModelInfo, Rescore, SearchOptions, Strategy,
-    ThresholdKind,
+    Document, FileInfo, Filter, FlatIndex, IndexConfig, IndexError, Metric, ModelInfo, Rescore, SearchOptions,
+    Strategy, ThresholdKind,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -147,7 +147,8 @@ fn upsert_replace_remove_and_bad_input() {
 fn thresholds_are_relearned_as_the_index_grows() {
     let mut index = FlatIndex::new(IndexConfig::new(4)).unwrap();
     // Every vector is positive in every dimension: sign bits would all be 1.
-    let vectors: Vec<[f32; 4]> = (0..64).map(|i| [1.0 + i as f32, 2.0, 3.0 + (i % 5) as f32, 4.0 - (i % 3) as f32]).collect();
+    let vectors: Vec<[f32; 4]> =
+        (0..64).map(|i| [1.0 + i as f32, 2.0, 3.0 + (i % 5) as f32, 4.0 - (i % 3) as f32]).collect();
     for (i, v) in vectors.iter().enumerate() {
         index.upsert(&[Document { id: i.to_string(), vector: v, metadata: json!(null) }]).unwrap();
     }
@@ -212,10 +213,7 @@ fn every_cut_and_every_flipped_byte_is_a_typed_error() {
     let bytes = index.with_model(model()).to_bytes();
     for cut in 0..bytes.len() {
         let err = FlatIndex::from_bytes(bytes[..cut].to_vec()).err().unwrap_or_else(|| panic!("cut at {cut} loaded"));
-        assert!(
-            matches!(err, IndexError::Truncated { .. } | IndexError::BadMagic { .. }),
-            "cut at {cut}: {err}"
-        );
+        assert!(matches!(err, IndexError::Truncated { .. } | IndexError::BadMagic { .. }), "cut at {cut}: {err}");
     }
     for at in 0..bytes.len() {
         let mut corrupted = bytes.clone();
@@ -232,10 +230,7 @@ fn newer_versions_are_refused() {
     let (index, _) = build(5, 8, Metric::Cosine);
     let mut bytes = index.to_bytes();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert!(matches!(
-        FlatIndex::from_bytes(bytes),
-        Err(IndexError::UnsupportedVersion { supported: 1, actual: 2 })
-    ));
+    assert!(matches!(FlatIndex::from_bytes(bytes), Err(IndexError::UnsupportedVersion { supported: 1, actual: 2 })));
     assert!(matches!(FlatIndex::from_bytes(b"PK\x03\x04 a zip file".to_vec()), Err(IndexError::BadMagic { .. })));
 }
 

@@ -68,7 +68,8 @@ fn every_kernel_ranks_the_same() {
     let query: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
     for strategy in [Strategy::Exact, Strategy::Int8, Strategy::Binary, Strategy::BinaryRescore] {
         let options = SearchOptions { k: 20, strategy, ..Default::default() };
-        let reference: Vec<usize> = index.search_with(scalar(), &query, &options).unwrap().iter().map(|h| h.row).collect();
+        let reference: Vec<usize> =
+            index.search_with(scalar(), &query, &options).unwrap().iter().map(|h| h.row).collect();
         for k in kernels::available() {
             let rows: Vec<usize> = index.search_with(k, &query, &options).unwrap().iter().map(|h| h.row).collect();
             assert_eq!(rows, reference, "{} with {strategy:?}", k.name());

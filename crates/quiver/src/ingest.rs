@@ -170,7 +170,8 @@ fn folder(dir: &Path) -> Result<impl Iterator<Item = Result<Record>> + Send> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(d) = pending.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| EngineError::Io { op: "list", path: d.clone(), source })?;
+        let entries =
+            std::fs::read_dir(&d).map_err(|source| EngineError::Io { op: "list", path: d.clone(), source })?;
         for entry in entries {
             let path = entry.map_err(|source| EngineError::Io { op: "list", path: d.clone(), source })?.path();
             if path.is_dir() {
@@ -183,8 +184,11 @@ fn folder(dir: &Path) -> Result<impl Iterator<Item = Result<Record>> + Send> {
     files.sort();
     let root = dir.to_owned();
     Ok(files.into_iter().map(move |path| {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| EngineError::Io { op: "read", path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| EngineError::Io {
+            op: "read",
+            path: path.clone(),
+            source,
+        })?;
         let rel = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
         let title = text
             .lines()
@@ -206,8 +210,11 @@ mod tests {
     fn jsonl_csv_lines_and_folders() {
         let dir = tempfile::tempdir().unwrap();
         let jsonl = dir.path().join("a.jsonl");
-        std::fs::write(&jsonl, "{\"id\": \"x\", \"title\": \"Fridge\", \"text\": \"cold\", \"price\": 9}\n\n{\"title\": \"Oven\"}\n")
-            .unwrap();
+        std::fs::write(
+            &jsonl,
+            "{\"id\": \"x\", \"title\": \"Fridge\", \"text\": \"cold\", \"price\": 9}\n\n{\"title\": \"Oven\"}\n",
+        )
+        .unwrap();
         let fields = Fields { text: vec!["title".into(), "text".into()], ..Default::default() };
         let records = collect(&jsonl, &fields);
         let first = records[0].as_ref().unwrap();

@@ -37,7 +37,13 @@ pub fn check_model(index: &FlatIndex, encoder: &Encoder) -> Result<()> {
     let Some(built) = index.model() else { return Ok(()) };
     let now = model_info(encoder);
     let key = |m: &ModelInfo| {
-        format!("{} (weights {}…, pooling {}, normalize {})", m.id, &m.weights_sha256[..12.min(m.weights_sha256.len())], m.pooling, m.normalize)
+        format!(
+            "{} (weights {}…, pooling {}, normalize {})",
+            m.id,
+            &m.weights_sha256[..12.min(m.weights_sha256.len())],
+            m.pooling,
+            m.normalize
+        )
     };
     let same = built.weights_sha256 == now.weights_sha256
         && built.tokenizer_sha256 == now.tokenizer_sha256

@@ -48,10 +48,7 @@ impl Kernels for Simd128 {
             while i < body {
                 // SAFETY: i + 16 <= body <= dim, the length of both slices.
                 let (q, r) = unsafe {
-                    (
-                        v128_load(query.as_ptr().add(i) as *const v128),
-                        v128_load(row.as_ptr().add(i) as *const v128),
-                    )
+                    (v128_load(query.as_ptr().add(i) as *const v128), v128_load(row.as_ptr().add(i) as *const v128))
                 };
                 acc = i32x4_add(acc, i32x4_dot_i16x8(i16x8_extend_low_i8x16(q), i16x8_extend_low_i8x16(r)));
                 acc = i32x4_add(acc, i32x4_dot_i16x8(i16x8_extend_high_i8x16(q), i16x8_extend_high_i8x16(r)));
