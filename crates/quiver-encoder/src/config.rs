@@ -77,7 +77,7 @@ impl BertConfig {
             .map_err(|e| EncoderError::InvalidConfig { file: "config.json", reason: e.to_string() })?;
         if config.hidden_size == 0
             || config.num_attention_heads == 0
-            || config.hidden_size % config.num_attention_heads != 0
+            || !config.hidden_size.is_multiple_of(config.num_attention_heads)
         {
             return Err(EncoderError::InvalidConfig {
                 file: "config.json",

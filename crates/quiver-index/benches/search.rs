@@ -40,7 +40,9 @@ fn search(c: &mut Criterion) {
             ("binary-rescore", Strategy::BinaryRescore),
         ] {
             let options = SearchOptions { k: 10, strategy, ..Default::default() };
-            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| b.iter(|| index.search(&query, &options).unwrap()));
+            group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| index.search(&query, &options).unwrap())
+            });
         }
     }
     group.finish();
