@@ -417,18 +417,18 @@ fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixCho
     Ok(())
 }
 
-/// Writes `rows × dim` f32s from a raw little-endian file as `.npy`, atomically.
+/// Writes `rows × dim` f32s from a raw little-endian file as `.npy`, atomically, copying
+/// the data through rather than holding it.
 fn write_npy_from_raw(raw: &std::fs::File, rows: usize, dim: usize, output: &Path) -> Result<()> {
-    use std::io::{Read, Seek};
+    use std::io::Seek;
     let mut raw = raw.try_clone()?;
     raw.rewind()?;
-    let mut data = vec![0f32; rows * dim];
-    let mut bytes = vec![0u8; data.len() * 4];
-    raw.read_exact(&mut bytes)?;
-    data.iter_mut().zip(bytes.chunks_exact(4)).for_each(|(d, b)| *d = f32::from_le_bytes(b.try_into().unwrap()));
     let tmp = output.with_extension("npy.tmp");
     let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    quiver::index::npy::write_npy(std::io::BufWriter::new(file), &data, rows, dim)?;
+    let mut out = std::io::BufWriter::new(file);
+    quiver::index::npy::write_npy_header(&mut out, rows, dim)?;
+    std::io::copy(&mut raw, &mut out)?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, output)?;
     Ok(())
 }

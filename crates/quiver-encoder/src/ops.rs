@@ -55,35 +55,64 @@ fn activate(act: Activation, x: f32) -> f32 {
     }
 }
 
+// The row kernels below use plain index loops, not iterator adapters: adapters compile to
+// separate generic functions that are not inlined into the AVX2 copies, and then run as
+// SSE code.
+
 /// Sum in eight lanes, a shape the compiler turns into vector adds.
 #[inline(always)]
 fn sum(values: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
-    let chunks = values.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v);
+    let body = values.len() / 8 * 8;
+    for i in (0..body).step_by(8) {
+        for l in 0..8 {
+            lanes[l] += values[i + l];
+        }
     }
-    lanes.iter().sum::<f32>() + tail
+    let mut total = 0.0;
+    for l in lanes {
+        total += l;
+    }
+    for v in &values[body..] {
+        total += v;
+    }
+    total
 }
 
 #[inline(always)]
 fn sum_squares(values: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
-    let chunks = values.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
-    for chunk in chunks {
-        lanes.iter_mut().zip(chunk).for_each(|(l, v)| *l += v * v);
+    let body = values.len() / 8 * 8;
+    for i in (0..body).step_by(8) {
+        for l in 0..8 {
+            lanes[l] += values[i + l] * values[i + l];
+        }
     }
-    lanes.iter().sum::<f32>() + tail
+    let mut total = 0.0;
+    for l in lanes {
+        total += l;
+    }
+    for v in &values[body..] {
+        total += v * v;
+    }
+    total
 }
 
 #[inline(always)]
 fn bias_activation_rows(rows: &mut [f32], bias: &[f32], act: Option<Activation>) {
-    for row in rows.chunks_exact_mut(bias.len()) {
+    let n = bias.len();
+    for row in rows.chunks_exact_mut(n) {
         match act {
-            Some(act) => row.iter_mut().zip(bias).for_each(|(v, b)| *v = activate(act, *v + b)),
-            None => row.iter_mut().zip(bias).for_each(|(v, b)| *v += b),
+            Some(act) => {
+                for i in 0..n {
+                    row[i] = activate(act, row[i] + bias[i]);
+                }
+            }
+            None => {
+                for i in 0..n {
+                    row[i] += bias[i];
+                }
+            }
         }
     }
 }
@@ -91,13 +120,19 @@ fn bias_activation_rows(rows: &mut [f32], bias: &[f32], act: Option<Activation>)
 #[inline(always)]
 fn residual_norm_rows(rows: &mut [f32], residual: &[f32], op: &BiasResidualNorm) {
     let n = op.bias.len();
+    let (bias, gamma, beta) = (&op.bias[..n], &op.gamma[..n], &op.beta[..n]);
     for (row, r) in rows.chunks_exact_mut(n).zip(residual.chunks_exact(n)) {
-        row.iter_mut().zip(op.bias).zip(r).for_each(|((v, b), r)| *v += b + r);
+        for i in 0..n {
+            row[i] += bias[i] + r[i];
+        }
         let mean = sum(row) / n as f32;
-        row.iter_mut().for_each(|v| *v -= mean);
-        let var = sum_squares(row) / n as f32;
-        let inv = 1.0 / (var + op.eps).sqrt();
-        row.iter_mut().zip(op.gamma).zip(op.beta).for_each(|((v, g), b)| *v = *v * inv * g + b);
+        for v in row.iter_mut() {
+            *v -= mean;
+        }
+        let inv = 1.0 / (sum_squares(row) / n as f32 + op.eps).sqrt();
+        for i in 0..n {
+            row[i] = row[i] * inv * gamma[i] + beta[i];
+        }
     }
 }
 
@@ -105,10 +140,17 @@ fn residual_norm_rows(rows: &mut [f32], residual: &[f32], op: &BiasResidualNorm)
 fn masked_softmax_rows(sequence: &mut [f32], seq: usize, len: usize, scale: f32) {
     for row in sequence.chunks_exact_mut(seq) {
         let (valid, padded) = row.split_at_mut(len);
-        let max = valid.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        valid.iter_mut().for_each(|v| *v = exp((*v - max) * scale));
+        let mut max = f32::NEG_INFINITY;
+        for v in valid.iter() {
+            max = max.max(*v);
+        }
+        for v in valid.iter_mut() {
+            *v = exp((*v - max) * scale);
+        }
         let inv = 1.0 / sum(valid);
-        valid.iter_mut().for_each(|v| *v *= inv);
+        for v in valid.iter_mut() {
+            *v *= inv;
+        }
         padded.fill(0.0);
     }
 }

@@ -10,6 +10,16 @@ const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 /// Writes a C-order little-endian float32 matrix.
 pub fn write_npy<W: Write>(mut out: W, data: &[f32], rows: usize, cols: usize) -> std::io::Result<()> {
     assert_eq!(data.len(), rows * cols, "matrix shape does not match its data");
+    write_npy_header(&mut out, rows, cols)?;
+    for chunk in data.chunks(1 << 16) {
+        out.write_all(bytemuck::cast_slice(chunk))?;
+    }
+    out.flush()
+}
+
+/// Writes the header of a `[rows, cols]` float32 `.npy`; `rows × cols` little-endian f32
+/// values must follow.
+pub fn write_npy_header<W: Write>(mut out: W, rows: usize, cols: usize) -> std::io::Result<()> {
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Version 1.0: magic, version, u16 header length; header padded with spaces so the data
     // starts on a multiple of 64 bytes, ending in a newline.
@@ -19,11 +29,7 @@ pub fn write_npy<W: Write>(mut out: W, data: &[f32], rows: usize, cols: usize) -
     out.write_all(NPY_MAGIC)?;
     out.write_all(&[1, 0])?;
     out.write_all(&(header.len() as u16).to_le_bytes())?;
-    out.write_all(header.as_bytes())?;
-    for chunk in data.chunks(1 << 16) {
-        out.write_all(bytemuck::cast_slice(chunk))?;
-    }
-    out.flush()
+    out.write_all(header.as_bytes())
 }
 
 /// A matrix read from `.npy`: `rows × cols` values, row-major.
