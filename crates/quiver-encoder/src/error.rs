@@ -38,3 +38,21 @@ pub enum EncoderError {
 }
 
 pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+impl EncoderError {
+    /// A stable, machine-readable name for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EncoderError::MissingFile { .. } | EncoderError::Io { .. } => "E_MODEL_MISSING",
+            EncoderError::InvalidConfig { .. }
+            | EncoderError::UnsupportedArchitecture { .. }
+            | EncoderError::InvalidWeights(_)
+            | EncoderError::MissingTensor { .. }
+            | EncoderError::ShapeMismatch { .. }
+            | EncoderError::Tokenizer { .. }
+            | EncoderError::VocabularyMismatch { .. } => "E_MODEL_INVALID",
+            EncoderError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
+            EncoderError::Candle(_) => "E_COMPUTE",
+        }
+    }
+}

@@ -50,6 +50,27 @@ pub enum IndexError {
 pub type Result<T, E = IndexError> = std::result::Result<T, E>;
 
 impl IndexError {
+    /// A stable, machine-readable name for the kind of error (what the browser package puts
+    /// in `error.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IndexError::DimensionMismatch { .. } => "E_DIMENSION",
+            IndexError::NonFinite { .. } => "E_NON_FINITE",
+            IndexError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
+            IndexError::UnknownId(_) => "E_UNKNOWN_ID",
+            IndexError::DuplicateId { .. } => "E_DUPLICATE_ID",
+            IndexError::InvalidFilter { .. } => "E_FILTER",
+            IndexError::BadMagic { .. }
+            | IndexError::Truncated { .. }
+            | IndexError::ChecksumMismatch { .. }
+            | IndexError::Corrupt(_) => "E_INDEX_CORRUPT",
+            IndexError::UnsupportedVersion { .. } => "E_INDEX_VERSION",
+            IndexError::ModelMismatch { .. } => "E_MODEL_MISMATCH",
+            IndexError::Npy { .. } => "E_NPY",
+            IndexError::Io { .. } => "E_IO",
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| IndexError::Io { op, path, source }

@@ -22,3 +22,16 @@ pub enum EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    /// A stable, machine-readable name for the kind of error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::Encoder(e) => e.code(),
+            EngineError::Index(e) => e.code(),
+            EngineError::Input { .. } => "E_INPUT",
+            EngineError::Io { .. } => "E_IO",
+            EngineError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
+        }
+    }
+}

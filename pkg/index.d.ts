@@ -1,0 +1,77 @@
+export type Strategy = 'exact' | 'int8' | 'binary' | 'binary-rescore';
+
+/** `{ field: value }`, `{ field: [a, b] }` or `{ field: { eq, ne, in, lt, lte, gt, gte } }`; all must hold. */
+export type Filter = Record<string, unknown>;
+
+export interface SearchOptions {
+  /** Results wanted (default 10). */
+  k?: number;
+  /** How the index is scanned (default "exact"). */
+  strategy?: Strategy;
+  /** binary-rescore: candidates = oversample × k (default 30). */
+  oversample?: number;
+  /** binary-rescore: rescore with "f32" (default) or "int8". */
+  rescore?: 'f32' | 'int8';
+  filter?: Filter;
+}
+
+export interface SearchResult {
+  id: string;
+  score: number;
+  metadata: Record<string, unknown> | null;
+}
+
+export interface Progress {
+  stage: 'model' | 'compile' | 'index';
+  file?: string;
+  loaded?: number;
+  total?: number;
+  cached?: boolean;
+}
+
+export type FileSource = ArrayBuffer | Uint8Array | Blob;
+
+export interface LoadOptions {
+  /** URL of a folder laid out like a Hugging Face model repository, or its files by path. */
+  model: string | Record<string, FileSource>;
+  /** URL or bytes of an index file made by `quiver index`; omitted: an empty index. */
+  index?: string | FileSource;
+  onProgress?: (progress: Progress) => void;
+  /** Keep model files in the Cache API (default true). */
+  cache?: boolean;
+  /** Store the index in the origin-private file system under this name; added documents survive reloads. */
+  persist?: string;
+  /** Where worker.js is served, if a bundler moved it. */
+  workerUrl?: string | URL;
+}
+
+export interface Stats {
+  documents: number;
+  dim: number | null;
+  model: string | null;
+  kernels: string;
+}
+
+export interface Document {
+  id: string;
+  text: string;
+  metadata?: Record<string, unknown>;
+}
+
+export declare class QuiverError extends Error {
+  code: string;
+}
+
+export declare class Quiver {
+  info: (Stats & { model: unknown; restored: boolean; loadMs: number }) | null;
+  static load(options: LoadOptions): Promise<Quiver>;
+  static clearCache(): Promise<void>;
+  search(query: string, options?: SearchOptions): Promise<SearchResult[]>;
+  searchVector(vector: ArrayLike<number>, options?: SearchOptions): Promise<SearchResult[]>;
+  embed(texts: string[], options?: { kind?: 'document' | 'query' | 'raw' }): Promise<Float32Array[]>;
+  add(docs: Document[]): Promise<number>;
+  remove(ids: string[]): Promise<number>;
+  stats(): Promise<Stats>;
+  indexBytes(): Promise<Uint8Array>;
+  dispose(): void;
+}

@@ -1,0 +1,162 @@
+// The engine's Web Worker: loads the WebAssembly module, fetches (and caches) the model
+// and index, and answers the main thread's requests. One request at a time, in order.
+import init, { Engine } from './wasm/quiver_wasm.js';
+
+const CACHE = 'quiver-v1';
+const MODEL_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'];
+const OPTIONAL_MODEL_FILES = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'quiver.json'];
+
+let engine = null;
+let persistName = null;
+let ready = null;
+
+function fail(code, message) {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Fetches a URL through the Cache API, reporting bytes as they arrive. */
+async function fetchBytes(url, { optional = false, useCache = true, progress }) {
+  let cache = null;
+  if (useCache && typeof caches !== 'undefined') {
+    try { cache = await caches.open(CACHE); } catch { cache = null; }
+  }
+  let response = cache ? await cache.match(url) : undefined;
+  const cached = Boolean(response);
+  if (!response) {
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      throw fail('E_FETCH', `could not fetch ${url}: ${e.message}`);
+    }
+    if (!response.ok) {
+      if (optional && response.status === 404) return null;
+      throw fail('E_FETCH', `could not fetch ${url}: HTTP ${response.status}`);
+    }
+  }
+  const total = Number(response.headers.get('content-length')) || 0;
+  const reader = response.clone().body.getReader();
+  const chunks = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    loaded += value.length;
+    progress({ file: url, loaded, total, cached });
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  if (cache && !cached) {
+    try { await cache.put(url, new Response(bytes, { headers: response.headers })); } catch { /* quota: still works */ }
+  }
+  return bytes;
+}
+
+function joinUrl(base, path) {
+  return new URL(path, base.endsWith('/') ? base : base + '/').href;
+}
+
+async function toBytes(value) {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (typeof Blob !== 'undefined' && value instanceof Blob) return new Uint8Array(await value.arrayBuffer());
+  throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
+}
+
+async function loadModel(model, useCache, progress) {
+  const files = {};
+  let name = 'model';
+  if (typeof model === 'string') {
+    name = model.replace(/\/+$/, '').split('/').pop() || 'model';
+    for (const path of MODEL_FILES) {
+      files[path] = await fetchBytes(joinUrl(model, path), { useCache, progress: (p) => progress({ stage: 'model', ...p }) });
+    }
+    for (const path of OPTIONAL_MODEL_FILES) {
+      const bytes = await fetchBytes(joinUrl(model, path), { optional: true, useCache, progress: (p) => progress({ stage: 'model', ...p }) });
+      if (bytes) files[path] = bytes;
+    }
+  } else if (model && typeof model === 'object') {
+    for (const [path, value] of Object.entries(model)) files[path] = await toBytes(value);
+  } else {
+    throw fail('E_INVALID_ARGUMENT', 'model must be a URL or an object of files');
+  }
+  progress({ stage: 'compile' });
+  return engine.loadModel(files, name);
+}
+
+async function opfsFile(name, create) {
+  const root = await navigator.storage.getDirectory();
+  const dir = await root.getDirectoryHandle('quiver', { create });
+  return dir.getFileHandle(`${name}.qvr`, { create });
+}
+
+async function loadPersisted(name) {
+  try {
+    const handle = await opfsFile(name, false);
+    return new Uint8Array(await (await handle.getFile()).arrayBuffer());
+  } catch {
+    return null;
+  }
+}
+
+/** Replaces the stored index atomically: the writable stream commits on close only. */
+async function persist() {
+  if (!persistName) return;
+  const handle = await opfsFile(persistName, true);
+  const writable = await handle.createWritable();
+  await writable.write(engine.indexBytes());
+  await writable.close();
+}
+
+const handlers = {
+  async load({ model, index, cache = true, persist: name }, progress) {
+    const started = performance.now();
+    ready ??= init({ module_or_path: new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url) });
+    await ready;
+    engine?.dispose();
+    engine = new Engine();
+    persistName = name ?? null;
+    const modelInfo = await loadModel(model, cache, progress);
+    let indexBytes = persistName ? await loadPersisted(persistName) : null;
+    const restored = Boolean(indexBytes);
+    if (!indexBytes && index !== undefined && index !== null) {
+      progress({ stage: 'index' });
+      indexBytes = typeof index === 'string'
+        ? await fetchBytes(index, { useCache: false, progress: (p) => progress({ stage: 'index', ...p }) })
+        : await toBytes(index);
+    }
+    if (indexBytes) engine.loadIndex(indexBytes); else engine.newIndex();
+    return { model: modelInfo, restored, loadMs: performance.now() - started, ...engine.stats() };
+  },
+  search: ({ query, options }) => engine.search(query, options),
+  searchVector: ({ vector, options }) => engine.searchVector(vector, options),
+  embed: ({ texts, kind }) => engine.embed(texts, kind ?? 'document'),
+  async add({ docs }) { const n = engine.add(docs); await persist(); return n; },
+  async remove({ ids }) { const n = engine.remove(ids); await persist(); return n; },
+  stats: () => engine.stats(),
+  indexBytes: () => engine.indexBytes(),
+  dispose() { engine?.dispose(); engine = null; return true; },
+  async clearCache() {
+    if (typeof caches !== 'undefined') await caches.delete(CACHE);
+    return true;
+  },
+};
+
+let queue = Promise.resolve();
+self.onmessage = (event) => {
+  const { id, op, args } = event.data;
+  queue = queue.then(async () => {
+    const progress = (p) => self.postMessage({ id, progress: p });
+    try {
+      const handler = handlers[op];
+      if (!handler) throw fail('E_INVALID_ARGUMENT', `unknown operation ${op}`);
+      if (!engine && !['load', 'clearCache', 'dispose'].includes(op)) throw fail('E_DISPOSED', 'this Quiver engine is not loaded or was disposed');
+      const result = await handler(args ?? {}, progress);
+      const transfer = result instanceof Float32Array || result instanceof Uint8Array ? [result.buffer] : [];
+      self.postMessage({ id, ok: true, result }, transfer);
+    } catch (e) {
+      self.postMessage({ id, ok: false, error: { message: e?.message ?? String(e), code: e?.code ?? 'E_INTERNAL' } });
+    }
+  });
+};

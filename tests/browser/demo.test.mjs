@@ -1,0 +1,184 @@
+// The demo and the npm package in a real browser: Debian's Chromium, headless, driven by
+// playwright-core, against the page served on 127.0.0.1 with the real model and index.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../../web/serve.mjs';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SHARED = process.env.QUIVER_SHARED ?? join(ROOT, '..', 'shared');
+const ARTIFACTS = join(ROOT, 'artifacts');
+let server, browser, context, base;
+const problems = [];
+
+before(async () => {
+  server = await serve({ port: 0 });
+  base = `http://127.0.0.1:${server.address().port}`;
+  const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-first-run', '--disable-quic', '--enable-unsafe-webgpu'],
+    env: { ...process.env, XDG_RUNTIME_DIR: home, XDG_CACHE_HOME: home, XDG_CONFIG_HOME: home },
+  });
+  context = await browser.newContext();
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function openDemo(query = '') {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`${page.url()}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${page.url()}: ${m.text()}`); });
+  await page.goto(`${base}/${query}`);
+  await page.waitForSelector('body[data-state]', { timeout: 180_000 });
+  return page;
+}
+
+async function resultIds(page) {
+  return page.$$eval('#results .card', (cards) => cards.map((c) => c.dataset.id));
+}
+
+async function typeQuery(page, text) {
+  await page.fill('#q', text);
+  await page.waitForFunction((t) => document.querySelector('#status').textContent.includes(t), text, { timeout: 30_000 });
+}
+
+test('search by meaning, filter, toggle binary search, match the native CLI', async () => {
+  const page = await openDemo();
+  assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
+  await typeQuery(page, 'pink velvet armchair with brass legs');
+  assert.equal((await resultIds(page))[0], 'abigail-lounge-chair');
+
+  await page.fill('#max-price', '30');
+  await page.waitForFunction(() => [...document.querySelectorAll('#results .card .price')].every((p) => parseFloat(p.textContent) <= 30));
+  const prices = await page.$$eval('#results .card .price', (ps) => ps.map((p) => parseFloat(p.textContent)));
+  assert.ok(prices.length > 0 && prices.every((p) => p <= 30), `${prices}`);
+  await page.fill('#max-price', '');
+
+  await page.check('#binary');
+  await typeQuery(page, 'machine that digs deep in mines');
+  const browserIds = await resultIds(page);
+  assert.ok(browserIds.slice(0, 5).includes('a789-bc'), browserIds.join());
+
+  // Same index, same query: the same ranking as the native CLI.
+  await page.uncheck('#binary');
+  await typeQuery(page, 'something to serve cocktails');
+  const inPage = await resultIds(page);
+  const native = JSON.parse(execFileSync(join(ROOT, 'target/release/quiver'),
+    ['search', '--index', 'data/catalogue.qvr', '--k', '12', '--json', 'something to serve cocktails'], { cwd: ROOT }));
+  assert.deepEqual(inPage, native.results.map((r) => r.id));
+
+  assert.match(await page.textContent('#backend'), /simd128/);
+  await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+  await page.close();
+});
+
+test('parity with sentence-transformers inside the browser', async () => {
+  const reference = JSON.parse(readFileSync(join(SHARED, 'fixtures/all-MiniLM-L6-v2/reference.json'), 'utf8'));
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const vectors = await page.evaluate(async (texts) => {
+    const { Quiver } = await import('/pkg/index.js');
+    const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/' });
+    const out = (await q.embed(texts, { kind: 'raw' })).map((v) => Array.from(v));
+    q.dispose();
+    return out;
+  }, reference.cases.map((c) => c.text));
+  let worst = 1;
+  reference.cases.forEach((c, i) => {
+    const v = vectors[i];
+    const dot = v.reduce((s, x, j) => s + x * c.mean[j], 0);
+    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) * Math.sqrt(c.mean.reduce((s, x) => s + x * x, 0));
+    worst = Math.min(worst, dot / norm);
+    assert.ok(dot / norm >= 0.9999, `${c.id}: cosine ${dot / norm}`);
+  });
+  console.log(`browser parity: worst cosine ${worst.toFixed(7)} over ${reference.cases.length} cases`);
+  await page.close();
+});
+
+test('bad input from JS is a clear Error, never a trap', async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const outcome = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });
+    const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code ?? `no code: ${e.message}`; } };
+    const codes = {
+      number: await codeOf(q.search(42)),
+      undefined: await codeOf(q.search(undefined)),
+      texts: await codeOf(q.embed('not an array')),
+      badOption: await codeOf(q.search('x', { strategy: 'fastest' })),
+      filter: await codeOf(q.search('x', { filter: { price: { between: 3 } } })),
+      shortVector: await codeOf(q.searchVector([1, 2, 3])),
+      nanVector: await codeOf(q.searchVector(new Array(384).fill(NaN))),
+      unknownId: await codeOf(q.remove(['no-such-product'])),
+      huge: await codeOf(q.search('lamp '.repeat(200_000))),
+      loneSurrogate: await codeOf(q.search('\uD800 glass \uDFFF')),
+    };
+    const afterErrors = (await q.search('wine glass', { k: 1 })).length;
+    q.dispose();
+    codes.disposed = await codeOf(q.search('x'));
+    return { codes, afterErrors };
+  });
+  assert.deepEqual(outcome.codes, {
+    number: 'E_INVALID_ARGUMENT', undefined: 'E_INVALID_ARGUMENT', texts: 'E_INVALID_ARGUMENT',
+    badOption: 'E_INVALID_ARGUMENT', filter: 'E_FILTER', shortVector: 'E_DIMENSION', nanVector: 'E_NON_FINITE',
+    unknownId: 'E_UNKNOWN_ID', huge: 'ok', loneSurrogate: 'ok', disposed: 'E_DISPOSED',
+  });
+  assert.equal(outcome.afterErrors, 1, 'the engine still works after every error');
+  await page.close();
+});
+
+test('added products survive a reload; the second load needs no network for the model', async () => {
+  const persist = `test-${Date.now()}`;
+  const page = await openDemo(`?persist=${persist}`);
+  await page.click('summary');
+  await page.fill('#add-title', 'Quantum flux capacitor');
+  await page.fill('#add-text', 'A time-travel component for a sports car, needs 1.21 gigawatts.');
+  await page.click('#add-form button');
+  await page.waitForFunction(() => /^(Added|Could not)/.test(document.querySelector('#status').textContent));
+  assert.match(await page.textContent('#status'), /^Added/);
+
+  const modelRequests = [];
+  const listener = (r) => { if (r.url().includes('/models/')) modelRequests.push(r.url()); };
+  context.on('request', listener);
+  await page.reload();
+  await page.waitForSelector('body[data-state=ready]', { timeout: 180_000 });
+  context.off('request', listener);
+  assert.deepEqual(modelRequests, [], 'model files come from the Cache API');
+  assert.match(await page.textContent('#status'), /restored/);
+  await typeQuery(page, 'time machine part');
+  assert.match((await resultIds(page))[0], /^custom-/);
+  await page.close();
+});
+
+test('a wrong model URL and a corrupted index give clear errors', async () => {
+  let page = await openDemo('?model=/models/no-such-model/&persist=wrong-model');
+  assert.equal(await page.getAttribute('body', 'data-state'), 'error');
+  assert.match(await page.textContent('#status'), /E_FETCH/);
+  await page.close();
+
+  const bytes = readFileSync(join(ROOT, 'data/catalogue.qvr'));
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+  writeFileSync(join(ROOT, 'data/corrupted-for-test.qvr'), bytes);
+  page = await openDemo('?index=/data/corrupted-for-test.qvr&persist=corrupted');
+  assert.equal(await page.getAttribute('body', 'data-state'), 'error');
+  assert.match(await page.textContent('#status'), /E_INDEX_CORRUPT/);
+  await page.close();
+});
+
+test('no uncaught exceptions or console errors', () => {
+  // Failed fetches of the wrong model URL are the only expected console noise.
+  const unexpected = problems.filter((p) => !/no-such-model.*404|Failed to load resource/.test(p));
+  assert.deepEqual(unexpected, []);
+});

@@ -1,0 +1,126 @@
+// The demo shop: the catalogue index built by `quiver index` is searched in the page.
+// Product text is only ever set as textContent: catalogue data cannot inject HTML.
+import { Quiver } from '/pkg/index.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const MODEL = params.get('model') ?? '/models/all-MiniLM-L6-v2/';
+const INDEX = params.get('index') ?? '/data/catalogue.qvr';
+
+let quiver = null;
+let pending = null;
+
+function setStatus(text, isError = false) {
+  $('status').textContent = text;
+  $('status').classList.toggle('error', isError);
+}
+
+function element(tag, className, text) {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function render(results) {
+  const cards = results.map(({ id, score, metadata }) => {
+    const m = metadata ?? {};
+    const card = element('article', 'card');
+    card.dataset.id = id;
+    card.append(element('span', 'category', m.category ?? ''), element('h3', null, m.title ?? id));
+    if (m.description) card.append(element('p', 'description', m.description));
+    const meta = element('div', 'meta');
+    const price = typeof m.price === 'number' ? `${m.price.toFixed(2)} ${m.currency ?? ''}` : '';
+    meta.append(element('span', 'price', price), element('span', 'score', score.toFixed(3)));
+    card.append(meta);
+    return card;
+  });
+  $('results').replaceChildren(...cards);
+}
+
+function options() {
+  const filter = {};
+  if ($('category').value) filter.category = $('category').value;
+  const max = Number($('max-price').value);
+  if ($('max-price').value !== '' && Number.isFinite(max)) filter.price = { lte: max };
+  return { k: 12, strategy: $('binary').checked ? 'binary-rescore' : 'exact', filter };
+}
+
+async function search() {
+  const query = $('q').value.trim();
+  if (!quiver) return;
+  if (!query) { $('results').replaceChildren(); setStatus('Type to search.'); return; }
+  const started = performance.now();
+  try {
+    const results = await quiver.search(query, options());
+    const ms = performance.now() - started;
+    if ($('q').value.trim() !== query) return;
+    render(results);
+    $('latency').textContent = `${ms.toFixed(1)} ms`;
+    setStatus(`${results.length} results for “${query}”`);
+  } catch (e) {
+    setStatus(`Search failed: ${e.message}`, true);
+  }
+}
+
+function scheduleSearch() {
+  clearTimeout(pending);
+  pending = setTimeout(search, 120);
+}
+
+async function loadCategories() {
+  try {
+    const text = await (await fetch('/data/catalogue.jsonl')).text();
+    const categories = new Set(text.split('\n').filter(Boolean).map((l) => JSON.parse(l).category).filter(Boolean));
+    for (const c of [...categories].sort()) $('category').append(new Option(c, c));
+  } catch { /* filters stay optional */ }
+}
+
+async function main() {
+  loadCategories();
+  const started = performance.now();
+  try {
+    quiver = await Quiver.load({
+      model: MODEL,
+      index: INDEX,
+      persist: params.get('persist') ?? 'demo-catalogue',
+      onProgress: (p) => {
+        if (p.stage === 'model' && p.total) setStatus(`Loading the model… ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB${p.cached ? ' (cached)' : ''}`);
+        if (p.stage === 'compile') setStatus('Preparing the model…');
+        if (p.stage === 'index') setStatus('Loading the catalogue…');
+      },
+    });
+  } catch (e) {
+    setStatus(`Could not load: ${e.message} (${e.code})`, true);
+    document.body.dataset.state = 'error';
+    return;
+  }
+  const info = quiver.info;
+  $('backend').textContent = `CPU · wasm ${info.kernels}`;
+  $('load-time').textContent = `${(performance.now() - started).toFixed(0)} ms`;
+  $('count').textContent = info.documents;
+  $('q').disabled = false;
+  $('q').focus();
+  setStatus(info.restored ? 'Ready (catalogue restored from this device).' : 'Ready. Type to search.');
+  document.body.dataset.state = 'ready';
+  for (const id of ['q', 'max-price']) $(id).addEventListener('input', scheduleSearch);
+  for (const id of ['category', 'binary']) $(id).addEventListener('change', search);
+  $('add-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const title = $('add-title').value.trim();
+    const description = $('add-text').value.trim();
+    const id = `custom-${Date.now()}`;
+    try {
+      const count = await quiver.add([{ id, text: `${title}. ${description}`, metadata: { title, description, category: 'Added here' } }]);
+      $('count').textContent = count;
+      setStatus(`Added “${title}”.`);
+      event.target.reset();
+      if ($('q').value.trim()) search();
+    } catch (e) {
+      setStatus(`Could not add: ${e.message}`, true);
+    }
+  });
+  if ($('q').value) search();
+}
+
+main();
