@@ -44,7 +44,8 @@ fn catalogue_search_by_meaning_with_filters() {
     assert!(!results.is_empty());
     for r in &results {
         assert!(r.metadata["price"].as_f64().unwrap() <= 30.0, "{r:?}");
-        assert!(r.metadata.get("description").is_none(), "text fields are not copied into metadata");
+        assert!(r.metadata["title"].is_string(), "text fields stay in the metadata for display");
+        assert!(r.metadata.get("id").is_none(), "the id is not repeated in the metadata");
     }
     assert!(results.windows(2).all(|w| w[0].score >= w[1].score));
 }

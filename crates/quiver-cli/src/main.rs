@@ -184,7 +184,7 @@ struct FieldArgs {
     text_field: Vec<String>,
     #[arg(long, default_value = "id")]
     id_field: String,
-    /// Keep only these fields as metadata (default: all but the text fields).
+    /// Keep only these fields as metadata (default: every field but the id).
     #[arg(long = "metadata-field")]
     metadata_field: Vec<String>,
 }

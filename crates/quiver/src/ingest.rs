@@ -24,7 +24,8 @@ pub struct Fields {
     pub text: Vec<String>,
     /// The id field; records without one are numbered by line.
     pub id: String,
-    /// Fields kept as metadata; `None` keeps every field but the text fields.
+    /// Fields kept as metadata; `None` keeps every field but the id (text fields included:
+    /// a results page shows them).
     pub metadata: Option<Vec<String>>,
 }
 
@@ -103,7 +104,7 @@ fn record_from_object(object: Map<String, Value>, fields: &Fields, line: usize) 
     let id = object.get(&fields.id).and_then(to_text).unwrap_or_else(|| line.to_string());
     let metadata = match &fields.metadata {
         Some(keep) => object.into_iter().filter(|(k, _)| keep.contains(k)).collect(),
-        None => object.into_iter().filter(|(k, _)| !fields.text.contains(k)).collect(),
+        None => object.into_iter().filter(|(k, _)| *k != fields.id).collect(),
     };
     Ok(Record { id, text: parts.join(". "), metadata: Value::Object(metadata) })
 }
@@ -219,7 +220,7 @@ mod tests {
         let records = collect(&jsonl, &fields);
         let first = records[0].as_ref().unwrap();
         assert_eq!((first.id.as_str(), first.text.as_str()), ("x", "Fridge. cold"));
-        assert_eq!(first.metadata, serde_json::json!({"id": "x", "price": 9}));
+        assert_eq!(first.metadata, serde_json::json!({"title": "Fridge", "text": "cold", "price": 9}));
         assert_eq!(records[1].as_ref().unwrap().id, "3");
 
         let csv = dir.path().join("b.csv");
