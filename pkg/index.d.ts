@@ -43,6 +43,8 @@ export interface LoadOptions {
   persist?: string;
   /** Where worker.js is served, if a bundler moved it. */
   workerUrl?: string | URL;
+  /** Where quiver_wasm_bg.wasm is served, if a bundler moved it. */
+  wasmUrl?: string | URL;
 }
 
 export interface Stats {

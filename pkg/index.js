@@ -53,15 +53,22 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, onProgress, cache = true, persist, workerUrl } = options;
+    const { model, index, onProgress, cache = true, persist, workerUrl, wasmUrl } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const absolute = (url) => (typeof url === 'string' ? new URL(url, base).href : url);
-    const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module' });
+    // Both URLs are written here, on the main thread, where bundlers (Vite, webpack)
+    // recognise `new URL(…, import.meta.url)` and emit the files.
+    // Spelled out in full: bundlers only recognise this exact `new Worker(new URL(…))` form.
+    const worker = workerUrl
+      ? new Worker(workerUrl, { type: 'module' })
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
     const quiver = new Quiver(worker);
     try {
-      quiver.info = await quiver.#call('load', { model: absolute(model), index: absolute(index), cache, persist }, onProgress);
+      const args = { model: absolute(model), index: absolute(index), cache, persist, wasm: absolute(wasm) };
+      quiver.info = await quiver.#call('load', args, onProgress);
     } catch (e) {
       quiver.dispose();
       throw e;

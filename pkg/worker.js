@@ -110,9 +110,9 @@ async function persist() {
 }
 
 const handlers = {
-  async load({ model, index, cache = true, persist: name }, progress) {
+  async load({ model, index, cache = true, persist: name, wasm }, progress) {
     const started = performance.now();
-    ready ??= init({ module_or_path: new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url) });
+    ready ??= init({ module_or_path: wasm });
     await ready;
     engine?.dispose();
     engine = new Engine();
