@@ -18,18 +18,20 @@ const args = process.argv.slice(2);
 const port = Number(args[args.indexOf('--port') + 1] || process.env.PORT || 8787);
 const isolate = args.includes('--isolate');
 
-export function serve({ port: listenPort = port, isolated = isolate } = {}) {
+/** `mounts` maps extra URL prefixes (`peer/ort/`) to folders, for benchmark pages. */
+export function serve({ port: listenPort = port, isolated = isolate, mounts = {} } = {}) {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     let path = decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html';
     path = normalize(path);
     const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
     if (isolated) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
-    if (path.startsWith('..') || !SERVED.some((p) => path === p || path.startsWith(p))) {
+    const mount = Object.keys(mounts).find((prefix) => path.startsWith(prefix));
+    if (path.startsWith('..') || !(mount || SERVED.some((p) => path === p || path.startsWith(p)))) {
       res.writeHead(404, headers).end('not found');
       return;
     }
-    const file = join(ROOT, path);
+    const file = mount ? join(mounts[mount], path.slice(mount.length)) : join(ROOT, path);
     let stat;
     try { stat = statSync(file); } catch { stat = null; }
     if (!stat?.isFile()) { res.writeHead(404, headers).end('not found'); return; }

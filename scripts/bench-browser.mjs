@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// Browser benchmarks in headless Chromium, Quiver next to transformers.js (from the peers
+// harness, ../shared/peers/setup.sh) on the same page set-up and model:
+//   cold start (empty cache) and warm start, page load → first query result, median of 5;
+//   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus;
+//   query latency p50/p95 at 10k and 100k documents, exact and binary + rescore;
+//   size of the .wasm, raw and gzipped.
+// Writes artifacts/bench-browser.json and prints a table. Ratios matter, not absolutes.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from '../web/serve.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const PEERS = process.env.PEERS_CACHE ?? join(homedir(), '.cache/quiver-peers');
+const QUIVER = join(ROOT, 'target/release/quiver');
+const RUNS = Number(process.env.RUNS ?? 5);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
+
+const tjsDir = join(PEERS, 'node/node_modules/@huggingface/transformers/dist');
+const haveTjs = existsSync(join(tjsDir, 'transformers.js'));
+const mounts = haveTjs ? {
+  'peer/tjs/': tjsDir,
+  'peer/ort/': join(PEERS, 'node/node_modules/onnxruntime-web/dist'),
+  'peer/models/': join(PEERS, 'models'),
+} : {};
+
+// Texts and their token counts (Quiver's tokenizer, the same as sentence-transformers').
+const corpusFile = join(PEERS, 'corpus/short.jsonl');
+const texts = readFileSync(corpusFile, 'utf8').split('\n').filter(Boolean).slice(0, 256).map((l) => JSON.parse(l).text);
+const tmp = join(tmpdir(), `quiver-bench-${process.pid}`);
+mkdirSync(tmp, { recursive: true });
+writeFileSync(join(tmp, 'c.jsonl'), texts.map((text, id) => JSON.stringify({ id, text })).join('\n'));
+execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--corpus', join(tmp, 'c.jsonl'),
+  '--limit', '0', '--out', join(tmp, 'c.npy'), '--json', join(tmp, 'c.json')], { stdio: 'ignore' });
+const tokens256 = JSON.parse(readFileSync(join(tmp, 'c.json'))).n_tokens;
+writeFileSync(join(tmp, 'c32.jsonl'), texts.slice(0, 32).map((text, id) => JSON.stringify({ id, text })).join('\n'));
+execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--corpus', join(tmp, 'c32.jsonl'),
+  '--limit', '0', '--out', join(tmp, 'c32.npy'), '--json', join(tmp, 'c32.json')], { stdio: 'ignore' });
+const tokens32 = JSON.parse(readFileSync(join(tmp, 'c32.json'))).n_tokens;
+
+// Indexes of 10k and 100k random unit vectors (search cost does not depend on content).
+for (const n of [10_000, 100_000]) {
+  const file = join(ROOT, `data/bench-${n}.qvr`);
+  if (existsSync(file)) continue;
+  const dim = 384;
+  const data = new Float32Array(n * dim);
+  let seed = 12345;
+  for (let i = 0; i < data.length; i++) { seed = (seed * 1103515245 + 12345) >>> 0; data[i] = seed / 2 ** 31 - 1; }
+  const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${n}, ${dim}), }`;
+  const pad = 64 - ((10 + header.length + 1) % 64);
+  const h = Buffer.from(header + ' '.repeat(pad % 64) + '\n');
+  const pre = Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0, h.length & 255, h.length >> 8]);
+  writeFileSync(join(tmp, 'v.npy'), Buffer.concat([pre, h, Buffer.from(data.buffer)]));
+  execFileSync(QUIVER, ['index', '--vectors', join(tmp, 'v.npy'), '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--output', file], { stdio: 'ignore' });
+}
+
+const server = await serve({ port: 0, mounts });
+const base = `http://127.0.0.1:${server.address().port}`;
+const home = join(tmp, 'home');
+mkdirSync(home, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  env: { ...process.env, XDG_RUNTIME_DIR: home, XDG_CACHE_HOME: home, XDG_CONFIG_HOME: home },
+});
+
+const engines = {
+  quiver: {
+    start: async () => {
+      const { Quiver } = await import('/pkg/index.js');
+      const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });
+      await q.search('first query', { k: 5 });
+      window.engine = (batch) => q.embed(batch, { kind: 'raw' });
+      window.quiver = q;
+    },
+  },
+  'transformers.js': {
+    start: async () => {
+      const { pipeline, env } = await import('/peer/tjs/transformers.js');
+      env.allowRemoteModels = false;
+      env.allowLocalModels = true;
+      env.localModelPath = '/peer/models/';
+      env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
+      const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype: 'fp32', device: 'wasm' });
+      await extractor(['first query'], { pooling: 'mean', normalize: true });
+      window.engine = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
+    },
+  },
+};
+
+const report = { date: new Date().toISOString(), chromium: browser.version(), runs: RUNS, engines: {} };
+for (const [name, engine] of Object.entries(engines)) {
+  if (name !== 'quiver' && !haveTjs) continue;
+  const cold = [], warm = [];
+  for (let run = 0; run < RUNS; run++) {
+    const context = await browser.newContext();
+    for (const series of [cold, warm]) {
+      const page = await context.newPage();
+      await page.goto(`${base}/web/blank.html`);
+      await page.evaluate(engine.start);
+      series.push(await page.evaluate(() => performance.now()));
+      if (series === warm && run === RUNS - 1) {
+        // Throughput on the last warm page: batch 1 over 32 texts, batch 32 over 256.
+        const result = await page.evaluate(async (texts) => {
+          const t1 = performance.now();
+          for (const t of texts.slice(0, 32)) await window.engine([t]);
+          const batch1 = performance.now() - t1;
+          await window.engine(texts.slice(0, 32));
+          const t2 = performance.now();
+          for (let i = 0; i < texts.length; i += 32) await window.engine(texts.slice(i, i + 32));
+          return { batch1, batch32: performance.now() - t2 };
+        }, texts);
+        report.engines[name] = {
+          tokens_per_s_batch1: tokens32 / (result.batch1 / 1000),
+          tokens_per_s_batch32: tokens256 / (result.batch32 / 1000),
+        };
+      }
+      await page.close();
+    }
+    await context.close();
+  }
+  Object.assign(report.engines[name], { cold_start_ms: median(cold), warm_start_ms: median(warm) });
+}
+
+// Query latency in Quiver at 10k and 100k documents.
+report.latency = {};
+{
+  const page = await browser.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  for (const n of [10_000, 100_000]) {
+    report.latency[n] = await page.evaluate(async (n) => {
+      const { Quiver } = await import('/pkg/index.js');
+      const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: `/data/bench-${n}.qvr`, persist: undefined });
+      const out = {};
+      for (const strategy of ['exact', 'binary-rescore']) {
+        const times = [];
+        for (let i = 0; i < 40; i++) {
+          const t = performance.now();
+          await q.search(`query number ${i} about kitchen glasses`, { k: 10, strategy });
+          times.push(performance.now() - t);
+        }
+        out[strategy] = times;
+      }
+      q.dispose();
+      return out;
+    }, n);
+    for (const s of Object.keys(report.latency[n])) {
+      const t = report.latency[n][s].slice(5);
+      report.latency[n][s] = { p50_ms: percentile(t, 0.5), p95_ms: percentile(t, 0.95) };
+    }
+  }
+  await page.close();
+}
+await browser.close();
+server.close();
+
+const wasm = readFileSync(join(ROOT, 'pkg/wasm/quiver_wasm_bg.wasm'));
+report.wasm_bytes = wasm.length;
+report.wasm_gzip_bytes = gzipSync(wasm, { level: 9 }).length;
+mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
+writeFileSync(join(ROOT, 'artifacts/bench-browser.json'), JSON.stringify(report, null, 2));
+
+console.log(`Chromium ${report.chromium}, median of ${RUNS}`);
+console.log('| engine | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 |');
+console.log('|---|---:|---:|---:|---:|');
+for (const [name, e] of Object.entries(report.engines)) {
+  console.log(`| ${name} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} |`);
+}
+console.log('\n| documents | strategy | p50 ms | p95 ms |  (text query: embed + search)');
+console.log('|---:|---|---:|---:|');
+for (const [n, byStrategy] of Object.entries(report.latency)) {
+  for (const [s, l] of Object.entries(byStrategy)) console.log(`| ${n} | ${s} | ${l.p50_ms.toFixed(1)} | ${l.p95_ms.toFixed(1)} |`);
+}
+console.log(`\nwasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
