@@ -82,7 +82,16 @@ async function loadModel(model, useCache, progress) {
     throw fail('E_INVALID_ARGUMENT', 'model must be a URL or an object of files');
   }
   progress({ stage: 'compile' });
-  return engine.loadModel(files, name);
+  // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
+  const hashes = {};
+  if (globalThis.crypto?.subtle) {
+    for (const path of ['model.safetensors', 'tokenizer.json']) {
+      if (!files[path]) continue;
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', files[path]));
+      hashes[path] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+    }
+  }
+  return engine.loadModel(files, name, hashes);
 }
 
 async function opfsFile(name, create) {

@@ -116,8 +116,8 @@ impl Encoder {
             tokenizer,
             sentence,
             id: quiver.id.unwrap_or_else(|| files.name.clone()),
-            weights_sha256: sha256_hex(&files.weights),
-            tokenizer_sha256: sha256_hex(&files.tokenizer),
+            weights_sha256: files.weights_sha256.clone().unwrap_or_else(|| sha256_hex(&files.weights)),
+            tokenizer_sha256: files.tokenizer_sha256.clone().unwrap_or_else(|| sha256_hex(&files.tokenizer)),
         })
     }
 
@@ -168,8 +168,8 @@ impl Encoder {
         self.tokenizer.encode(&self.prefixed(text, kind))
     }
 
-    /// Embeds texts in batches of `batch_size`, sorted by length so padding is minimal;
-    /// the result is in the order of `texts` and does not depend on `batch_size`.
+    /// Embeds texts in batches of at most `batch_size`, sorted by length so padding is
+    /// minimal; the result is in the order of `texts` and does not depend on `batch_size`.
     pub fn embed(&self, texts: &[&str], kind: TextKind, batch_size: usize) -> Result<Embeddings> {
         let ids = texts.iter().map(|t| self.tokenize(t, kind)).collect::<Result<Vec<_>>>()?;
         self.embed_ids(&ids, batch_size)
@@ -223,12 +223,27 @@ impl Encoder {
         let mut order: Vec<usize> = (0..sequences.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
         let mut data = vec![0f32; sequences.len() * dim];
-        for batch in order.chunks(batch_size.max(1)) {
+        let mut start = 0;
+        while start < order.len() {
+            // Longest first: a batch grows while its padding stays under a quarter of its
+            // real tokens, so mixed lengths are not all padded to the longest.
+            let longest = sequences[order[start]].len();
+            let (mut end, mut real) = (start + 1, longest);
+            while end < order.len() && end - start < batch_size.max(1) {
+                let len = sequences[order[end]].len();
+                if longest * (end - start + 1) * 4 > (real + len) * 5 {
+                    break;
+                }
+                real += len;
+                end += 1;
+            }
+            let batch = &order[start..end];
             let members: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
             let pooled = self.forward_batch(&members)?;
             for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
                 data[i * dim..(i + 1) * dim].copy_from_slice(vector);
             }
+            start = end;
         }
         Ok(Embeddings { dim, data })
     }

@@ -30,6 +30,10 @@ pub struct ModelFiles {
     pub pooling: Option<Vec<u8>>,
     pub sentence_bert: Option<Vec<u8>>,
     pub quiver: Option<Vec<u8>>,
+    /// sha256 (hex) of `weights` and `tokenizer` when the caller already has them (the
+    /// browser hashes with WebCrypto, far faster than hashing in wasm); computed if absent.
+    pub weights_sha256: Option<String>,
+    pub tokenizer_sha256: Option<String>,
 }
 
 /// The relative paths a loader fetches, required ones first.

@@ -92,11 +92,18 @@ impl Engine {
         self.index.as_ref().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
     }
 
-    /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`.
+    /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
+    /// `hashes` may carry the sha256 (hex) of `model.safetensors` and `tokenizer.json`.
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, files: &Object, name: &str) -> Result<JsValue, JsValue> {
+    pub fn load_model(&mut self, files: &Object, name: &str, hashes: &JsValue) -> Result<JsValue, JsValue> {
         self.live()?;
-        let mut model = ModelFiles { name: name.to_owned(), ..Default::default() };
+        let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
+        let mut model = ModelFiles {
+            name: name.to_owned(),
+            weights_sha256: hash("model.safetensors"),
+            tokenizer_sha256: hash("tokenizer.json"),
+            ..Default::default()
+        };
         for entry in Object::entries(files).iter() {
             let pair = Array::from(&entry);
             let path = pair.get(0).as_string().unwrap_or_default();
