@@ -34,7 +34,7 @@ async function fetchBytes(url, { optional = false, useCache = true, progress }) 
     }
   }
   const total = Number(response.headers.get('content-length')) || 0;
-  const reader = response.clone().body.getReader();
+  const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
   for (;;) {

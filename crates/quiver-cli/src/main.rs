@@ -397,18 +397,17 @@ fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixCho
     // writes the .npy with the final row count.
     let raw = tempfile::tempfile()?;
     let mut raw_out = std::io::BufWriter::new(&raw);
-    let mut rows = 0usize;
-    let mut records = read_records(&input.input, input.fields.format, &input.fields.fields())?.peekable();
-    while records.peek().is_some() {
-        let step: Vec<Record> = records.by_ref().take(quiver::INDEX_STEP).collect::<quiver::Result<_>>()?;
-        let texts: Vec<&str> = step.iter().map(|r| r.text.as_str()).collect();
-        let vectors = quiver::embed(&encoder, &texts, &options)?;
-        for v in vectors.data.chunks(1 << 14) {
-            raw_out.write_all(&v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
-        }
-        rows += step.len();
-        bar.set_position(rows as u64);
-    }
+    let records = read_records(&input.input, input.fields.format, &input.fields.fields())?;
+    let rows = quiver::embed_records(&encoder, records, &options, |step, vectors| {
+        let bytes: Vec<u8> = vectors.data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        raw_out.write_all(&bytes).map_err(|source| quiver::EngineError::Io {
+            op: "write",
+            path: "temporary file".into(),
+            source,
+        })?;
+        bar.inc(step.len() as u64);
+        Ok(())
+    })?;
     raw_out.flush()?;
     drop(raw_out);
     bar.finish_and_clear();

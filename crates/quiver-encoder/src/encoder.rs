@@ -76,6 +76,15 @@ impl Encoder {
     }
 
     pub fn load_with(files: &ModelFiles, overrides: &Overrides) -> Result<Self> {
+        for (file, bytes) in [
+            ("config.json", &files.config),
+            ("tokenizer.json", &files.tokenizer),
+            ("model.safetensors", &files.weights),
+        ] {
+            if bytes.is_empty() {
+                return Err(EncoderError::MissingFile { dir: files.name.clone().into(), file });
+            }
+        }
         let bert_config = BertConfig::from_json(utf8(&files.config, "config.json")?)?;
         let mut sentence = SentenceConfig::from_files(
             &bert_config,

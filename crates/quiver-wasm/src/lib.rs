@@ -92,6 +92,11 @@ impl Engine {
         self.index.as_ref().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
     }
 
+    fn index_mut(&mut self) -> Result<&mut FlatIndex, JsValue> {
+        self.live()?;
+        self.index.as_mut().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
+    }
+
     /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
     /// `hashes` may carry the sha256 (hex) of `model.safetensors` and `tokenizer.json`.
     #[wasm_bindgen(js_name = loadModel)]
@@ -110,16 +115,6 @@ impl Engine {
             let bytes =
                 pair.get(1).dyn_into::<Uint8Array>().map_err(|_| invalid(format!("{path} is not a Uint8Array")))?;
             model.insert(&path, bytes.to_vec());
-        }
-        for required in quiver::encoder::files::REQUIRED_FILES {
-            let present = match required {
-                "config.json" => !model.config.is_empty(),
-                "tokenizer.json" => !model.tokenizer.is_empty(),
-                _ => !model.weights.is_empty(),
-            };
-            if !present {
-                return Err(error("E_MODEL_MISSING", format!("the model has no {required}")));
-            }
         }
         let encoder = Encoder::load(&model).map_err(engine_error)?;
         if let Some(index) = &self.index {
@@ -207,7 +202,7 @@ impl Engine {
         if self.index.is_none() {
             self.new_index()?;
         }
-        let index = self.index.as_mut().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))?;
+        let index = self.index_mut()?;
         index.upsert(&batch).map_err(engine_error)?;
         Ok(index.len())
     }
@@ -215,8 +210,7 @@ impl Engine {
     /// Removes documents by id; unknown ids remove nothing and are an error.
     pub fn remove(&mut self, ids: JsValue) -> Result<usize, JsValue> {
         let ids = strings(&ids, "ids")?;
-        self.index()?;
-        let index = self.index.as_mut().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))?;
+        let index = self.index_mut()?;
         index.remove(&ids).map_err(engine_error)?;
         Ok(index.len())
     }

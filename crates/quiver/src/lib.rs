@@ -87,16 +87,14 @@ pub fn new_index(encoder: &Encoder, mut config: IndexConfig) -> Result<FlatIndex
 /// Records embedded per step: bounds memory however long the input is.
 pub const INDEX_STEP: usize = 1024;
 
-/// Embeds and inserts records, `INDEX_STEP` at a time, then relearns the binary thresholds
-/// from the whole corpus. `progress` gets the number of records done so far.
-pub fn index_records(
+/// Embeds records `INDEX_STEP` at a time, handing each step and its vectors to `each`;
+/// only one step is in memory at once. Returns the number of records.
+pub fn embed_records(
     encoder: &Encoder,
-    index: &mut FlatIndex,
     records: impl Iterator<Item = Result<Record>>,
     options: &EmbedOptions,
-    mut progress: impl FnMut(usize),
+    mut each: impl FnMut(&[Record], &Embeddings) -> Result<()>,
 ) -> Result<usize> {
-    check_model(index, encoder)?;
     let mut done = 0;
     let mut step = Vec::with_capacity(INDEX_STEP);
     let mut records = records.peekable();
@@ -107,6 +105,24 @@ pub fn index_records(
         }
         let texts: Vec<&str> = step.iter().map(|r| r.text.as_str()).collect();
         let vectors = embed(encoder, &texts, options)?;
+        each(&step, &vectors)?;
+        done += step.len();
+    }
+    Ok(done)
+}
+
+/// Embeds and inserts records a step at a time, then relearns the binary thresholds from
+/// the whole corpus. `progress` gets the number of records done so far.
+pub fn index_records(
+    encoder: &Encoder,
+    index: &mut FlatIndex,
+    records: impl Iterator<Item = Result<Record>>,
+    options: &EmbedOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<usize> {
+    check_model(index, encoder)?;
+    let mut done = 0;
+    let n = embed_records(encoder, records, options, |step, vectors| {
         let docs: Vec<Document> = step
             .iter()
             .zip(vectors.rows())
@@ -115,9 +131,10 @@ pub fn index_records(
         index.upsert(&docs)?;
         done += step.len();
         progress(done);
-    }
+        Ok(())
+    })?;
     index.retrain_thresholds();
-    Ok(done)
+    Ok(n)
 }
 
 /// One search result.
