@@ -1,7 +1,8 @@
 //! The BERT encoder, mirroring Hugging Face's `modeling_bert.py`
 //! (<https://github.com/huggingface/transformers/blob/v4.46.0/src/transformers/models/bert/modeling_bert.py>):
 //! `BertEmbeddings`, `BertSelfAttention` + `BertSelfOutput`, `BertIntermediate` +
-//! `BertOutput`, stacked as `BertEncoder`. Inference only; token type ids are all zero.
+//! `BertOutput`, stacked as `BertEncoder`. Inference only; token type ids are all zero
+//! unless given (sentence pairs of a cross-encoder).
 
 use std::collections::HashMap;
 
@@ -53,11 +54,21 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
+    /// A linear inside the encoder (under the checkpoint's `bert.` prefix, if any).
     pub fn load(w: &Weights, name: &str, inputs: usize, outputs: usize) -> Result<Self> {
-        Ok(Linear {
-            weight_t: w.get(&format!("{name}.weight"), &[outputs, inputs])?.t()?.contiguous()?,
-            bias: w.get(&format!("{name}.bias"), &[outputs])?.to_vec1()?,
-        })
+        Self::new(w.get(&format!("{name}.weight"), &[outputs, inputs])?, w.get(&format!("{name}.bias"), &[outputs])?)
+    }
+
+    /// A task head's linear beside the encoder, named as in the checkpoint (`classifier`).
+    pub fn load_head(w: &Weights, name: &str, inputs: usize, outputs: usize) -> Result<Self> {
+        Self::new(
+            w.get_exact(&format!("{name}.weight"), &[outputs, inputs])?,
+            w.get_exact(&format!("{name}.bias"), &[outputs])?,
+        )
+    }
+
+    fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
+        Ok(Linear { weight_t: weight.t()?.contiguous()?, bias: bias.to_vec1()? })
     }
 
     /// Several linears with the same input fused into one wider product.
@@ -100,11 +111,11 @@ impl LayerNorm {
     }
 }
 
-/// `BertEmbeddings`: word + absolute position + token type 0, then LayerNorm.
+/// `BertEmbeddings`: word + absolute position + token type, then LayerNorm.
 struct Embeddings {
     word: Tensor,
     position: Tensor,
-    token_type_zero: Tensor,
+    token_type: Tensor,
     norm: LayerNorm,
     zero_bias: Vec<f32>,
 }
@@ -132,7 +143,7 @@ impl Bert {
         let embeddings = Embeddings {
             word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
             position: w.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?,
-            token_type_zero: w.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?.get(0)?,
+            token_type: w.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
             norm: LayerNorm::load(w, "embeddings.LayerNorm", h, eps)?,
             zero_bias: vec![0.0; h],
         };
@@ -160,8 +171,9 @@ impl Bert {
     }
 
     /// Token vectors of the last layer for a right-padded batch: `ids` holds `batch × seq`
-    /// ids, `lengths[i]` how many of row `i`'s are real. Returns `[batch, seq, hidden]`.
-    pub fn forward(&self, ids: &[u32], lengths: &[usize], seq: usize) -> Result<Tensor> {
+    /// ids, `lengths[i]` how many of row `i`'s are real; `type_ids`, laid out like `ids`, are
+    /// all zero when `None`. Returns `[batch, seq, hidden]`.
+    pub fn forward(&self, ids: &[u32], type_ids: Option<&[u32]>, lengths: &[usize], seq: usize) -> Result<Tensor> {
         let batch = lengths.len();
         let c = &self.config;
         let (h, heads, head_dim) = (c.hidden_size, c.num_attention_heads, c.head_dim());
@@ -174,14 +186,36 @@ impl Bert {
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= c.vocab_size) {
             return Err(EncoderError::VocabularyMismatch { tokenizer: bad as usize + 1, model: c.vocab_size });
         }
+        if let Some(types) = type_ids {
+            if types.len() != ids.len() || types.iter().any(|&t| t as usize >= c.type_vocab_size) {
+                return Err(EncoderError::InvalidArgument {
+                    op: "forward",
+                    what: format!(
+                        "{} token type ids for {} ids (types below {})",
+                        types.len(),
+                        ids.len(),
+                        c.type_vocab_size
+                    ),
+                });
+            }
+        }
         let dev = Device::Cpu;
         let ids_t = Tensor::from_slice(ids, batch * seq, &dev)?;
         let e = &self.embeddings;
         let words = e.word.index_select(&ids_t, 0)?;
-        let positions = e.position.narrow(0, 0, seq)?.broadcast_add(&e.token_type_zero)?;
-        let positions = positions.unsqueeze(0)?.broadcast_as((batch, seq, h))?.reshape((batch * seq, h))?;
+        let positions = e.position.narrow(0, 0, seq)?;
+        // Position + token type, added to the words by the fused LayerNorm below. Without type
+        // ids every row shares type 0's vector: one small sum instead of a gather.
+        let added = match type_ids {
+            None => positions.broadcast_add(&e.token_type.get(0)?)?.unsqueeze(0)?.broadcast_as((batch, seq, h))?,
+            Some(types) => e
+                .token_type
+                .index_select(&Tensor::from_slice(types, batch * seq, &dev)?, 0)?
+                .reshape((batch, seq, h))?
+                .broadcast_add(&positions)?,
+        };
         words.inplace_op2(
-            &positions,
+            &added.reshape((batch * seq, h))?,
             &BiasResidualNorm { bias: &e.zero_bias, gamma: &e.norm.gamma, beta: &e.norm.beta, eps: e.norm.eps },
         )?;
         let mut x = words;

@@ -234,6 +234,89 @@ impl SentenceConfig {
     }
 }
 
+/// How a cross-encoder's logit becomes its score. sentence-transformers' `CrossEncoder`
+/// applies a sigmoid to a one-label model unless `config.json` names another `activation_fn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreActivation {
+    /// `1 / (1 + e^-logit)`: a relevance in (0, 1).
+    Sigmoid,
+    /// The raw logit.
+    Identity,
+}
+
+impl ScoreActivation {
+    pub fn apply(self, logit: f32) -> f32 {
+        match self {
+            ScoreActivation::Sigmoid => 1.0 / (1.0 + (-logit).exp()),
+            ScoreActivation::Identity => logit,
+        }
+    }
+}
+
+/// The parts of a cross-encoder's `config.json` beyond [`BertConfig`].
+#[derive(Debug, Deserialize)]
+struct ClassifierFields {
+    #[serde(default)]
+    architectures: Vec<String>,
+    num_labels: Option<usize>,
+    sentence_transformers: Option<SentenceTransformersFields>,
+    /// Where sentence-transformers before 4.0 kept the activation.
+    sbert_ce_default_activation_function: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SentenceTransformersFields {
+    activation_fn: Option<String>,
+}
+
+/// Checks that `config.json` describes a `BertForSequenceClassification` with one label (a
+/// relevance logit: the labels of a multi-label head, such as NLI's, rank nothing) and
+/// returns the activation sentence-transformers' `CrossEncoder` applies to it.
+pub(crate) fn cross_encoder_activation(config_json: &str, bert: &BertConfig) -> Result<ScoreActivation> {
+    let fields: ClassifierFields = serde_json::from_str(config_json)
+        .map_err(|e| EncoderError::InvalidConfig { file: "config.json", reason: e.to_string() })?;
+    if !fields.architectures.iter().any(|a| a == "BertForSequenceClassification") {
+        return Err(EncoderError::NotACrossEncoder {
+            reason: format!("config.json lists the architectures {:?}", fields.architectures),
+        });
+    }
+    // As transformers' `PretrainedConfig`: id2label wins, then num_labels, then 2.
+    let labels = bert.id2label.as_ref().map(|l| l.len()).or(fields.num_labels).unwrap_or(2);
+    if labels != 1 {
+        let names = bert.id2label.iter().flat_map(|l| l.values().cloned()).collect::<Vec<_>>().join(", ");
+        return Err(EncoderError::NotACrossEncoder { reason: format!("the model has {labels} labels ({names})") });
+    }
+    let path =
+        fields.sentence_transformers.and_then(|s| s.activation_fn).or(fields.sbert_ce_default_activation_function);
+    match path.as_deref().map(|p| p.rsplit('.').next().unwrap_or(p)) {
+        None | Some("Sigmoid") => Ok(ScoreActivation::Sigmoid),
+        Some("Identity") => Ok(ScoreActivation::Identity),
+        Some(_) => Err(EncoderError::InvalidConfig {
+            file: "config.json",
+            reason: format!("activation_fn {:?} is not supported (Sigmoid or Identity)", path.unwrap_or_default()),
+        }),
+    }
+}
+
+/// Beyond this a cross-encoder's pairs are cut even if the model has more positions: attention
+/// costs the square of the length (sentence-transformers' rerankers use 512).
+const CROSS_ENCODER_MAX_LENGTH: usize = 512;
+
+/// A cross-encoder's token limit per pair, as `CrossEncoder` takes it: `model_max_length` of
+/// `tokenizer_config.json` (transformers writes 1e30 when there is none), else the model's
+/// positions, and never more than those or [`CROSS_ENCODER_MAX_LENGTH`].
+pub(crate) fn cross_encoder_max_length(tokenizer_config: Option<&str>, bert: &BertConfig) -> Result<usize> {
+    let limit = bert.max_position_embeddings.min(CROSS_ENCODER_MAX_LENGTH);
+    let Some(text) = tokenizer_config else { return Ok(limit) };
+    let config: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| EncoderError::InvalidConfig { file: "tokenizer_config.json", reason: e.to_string() })?;
+    Ok(match config.get("model_max_length").and_then(serde_json::Value::as_f64) {
+        // The float-to-int cast saturates, so 1e30 becomes usize::MAX.
+        Some(max) if max >= 1.0 => limit.min(max as usize),
+        _ => limit,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 
+use crate::batch::{length_batches, padded};
 use crate::bert::{Bert, Weights};
 use crate::config::{BertConfig, Pooling, Prefixes, SentenceConfig};
-use crate::files::{sha256_hex, ModelFiles, QuiverModelConfig};
+use crate::files::{optional, sha256_hex, utf8, ModelFiles, QuiverModelConfig};
 use crate::pooling::{normalize, pool};
 use crate::tokenize::TextTokenizer;
 use crate::{EncoderError, Result};
@@ -50,6 +51,24 @@ impl Embeddings {
     pub fn rows(&self) -> std::slice::ChunksExact<'_, f32> {
         self.data.chunks_exact(self.dim)
     }
+
+    /// Matryoshka truncation: the first `dims` dimensions of each row, re-normalised.
+    /// Models trained for it keep most of their quality in a prefix of the vector.
+    pub fn truncated(&self, dims: usize) -> Result<Embeddings> {
+        if dims == 0 || dims > self.dim {
+            return Err(EncoderError::InvalidArgument {
+                op: "truncate embeddings",
+                what: format!("dimensions must be 1..={}, got {dims}", self.dim),
+            });
+        }
+        let mut data = Vec::with_capacity(self.len() * dims);
+        for row in self.rows() {
+            let start = data.len();
+            data.extend_from_slice(&row[..dims]);
+            normalize(&mut data[start..]);
+        }
+        Ok(Embeddings { dim: dims, data })
+    }
 }
 
 pub struct Encoder {
@@ -61,14 +80,6 @@ pub struct Encoder {
     tokenizer_sha256: String,
 }
 
-fn utf8<'a>(bytes: &'a [u8], file: &'static str) -> Result<&'a str> {
-    std::str::from_utf8(bytes).map_err(|e| EncoderError::InvalidConfig { file, reason: e.to_string() })
-}
-
-fn optional<'a>(bytes: &'a Option<Vec<u8>>, file: &'static str) -> Result<Option<&'a str>> {
-    bytes.as_deref().map(|b| utf8(b, file)).transpose()
-}
-
 impl Encoder {
     /// Loads a model folder's files with the folder's own settings.
     pub fn load(files: &ModelFiles) -> Result<Self> {
@@ -76,15 +87,7 @@ impl Encoder {
     }
 
     pub fn load_with(files: &ModelFiles, overrides: &Overrides) -> Result<Self> {
-        for (file, bytes) in [
-            ("config.json", &files.config),
-            ("tokenizer.json", &files.tokenizer),
-            ("model.safetensors", &files.weights),
-        ] {
-            if bytes.is_empty() {
-                return Err(EncoderError::MissingFile { dir: files.name.clone().into(), file });
-            }
-        }
+        files.check_required()?;
         let bert_config = BertConfig::from_json(utf8(&files.config, "config.json")?)?;
         let mut sentence = SentenceConfig::from_files(
             &bert_config,
@@ -229,30 +232,14 @@ impl Encoder {
                 what: format!("a sequence of {} ids (must be 1 to {max})", bad.len()),
             });
         }
-        let mut order: Vec<usize> = (0..sequences.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(sequences[i].len()));
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let mut data = vec![0f32; sequences.len() * dim];
-        let mut start = 0;
-        while start < order.len() {
-            // Longest first: a batch grows while its padding stays under a quarter of its
-            // real tokens, so mixed lengths are not all padded to the longest.
-            let longest = sequences[order[start]].len();
-            let (mut end, mut real) = (start + 1, longest);
-            while end < order.len() && end - start < batch_size.max(1) {
-                let len = sequences[order[end]].len();
-                if longest * (end - start + 1) * 4 > (real + len) * 5 {
-                    break;
-                }
-                real += len;
-                end += 1;
-            }
-            let batch = &order[start..end];
+        for batch in length_batches(&lengths, batch_size) {
             let members: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
             let pooled = self.forward_batch(&members)?;
             for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
                 data[i * dim..(i + 1) * dim].copy_from_slice(vector);
             }
-            start = end;
         }
         Ok(Embeddings { dim, data })
     }
@@ -261,14 +248,9 @@ impl Encoder {
     fn forward_batch(&self, batch: &[&[u32]]) -> Result<Vec<f32>> {
         let dim = self.dim();
         let seq = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let pad = self.bert.config().pad_token_id as u32;
-        let mut ids = Vec::with_capacity(batch.len() * seq);
-        for s in batch {
-            ids.extend_from_slice(s);
-            ids.resize(ids.len() + seq - s.len(), pad);
-        }
+        let ids = padded(batch.iter().copied(), seq, self.bert.config().pad_token_id as u32);
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
-        let hidden = self.bert.forward(&ids, &lengths, seq)?.flatten_all()?.to_vec1::<f32>()?;
+        let hidden = self.bert.forward(&ids, None, &lengths, seq)?.flatten_all()?.to_vec1::<f32>()?;
         let mut out = vec![0f32; batch.len() * dim];
         for (i, (row, &len)) in out.chunks_exact_mut(dim).zip(&lengths).enumerate() {
             pool(self.sentence.pooling, &hidden[i * seq * dim..(i + 1) * seq * dim], dim, len, row);

@@ -15,6 +15,9 @@ pub enum EncoderError {
     #[error("unsupported architecture {found:?}: Quiver runs BERT-family encoders (model_type \"bert\")")]
     UnsupportedArchitecture { found: String },
 
+    #[error("not a cross-encoder: {reason} (re-ranking needs a BertForSequenceClassification with one label)")]
+    NotACrossEncoder { reason: String },
+
     #[error("model.safetensors could not be read: {0}")]
     InvalidWeights(String),
 
@@ -46,6 +49,7 @@ impl EncoderError {
             EncoderError::MissingFile { .. } | EncoderError::Io { .. } => "E_MODEL_MISSING",
             EncoderError::InvalidConfig { .. }
             | EncoderError::UnsupportedArchitecture { .. }
+            | EncoderError::NotACrossEncoder { .. }
             | EncoderError::InvalidWeights(_)
             | EncoderError::MissingTensor { .. }
             | EncoderError::ShapeMismatch { .. }

@@ -30,6 +30,8 @@ pub struct ModelFiles {
     pub pooling: Option<Vec<u8>>,
     pub sentence_bert: Option<Vec<u8>>,
     pub quiver: Option<Vec<u8>>,
+    /// `tokenizer_config.json`: its `model_max_length` is a cross-encoder's token limit.
+    pub tokenizer_config: Option<Vec<u8>>,
     /// sha256 (hex) of `weights` and `tokenizer` when the caller already has them (the
     /// browser hashes with WebCrypto, far faster than hashing in wasm); computed if absent.
     pub weights_sha256: Option<String>,
@@ -38,8 +40,8 @@ pub struct ModelFiles {
 
 /// The relative paths a loader fetches, required ones first.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-pub const OPTIONAL_FILES: [&str; 4] =
-    ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "quiver.json"];
+pub const OPTIONAL_FILES: [&str; 5] =
+    ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "quiver.json", "tokenizer_config.json"];
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -57,8 +59,21 @@ impl ModelFiles {
             "1_Pooling/config.json" => self.pooling = Some(bytes),
             "sentence_bert_config.json" => self.sentence_bert = Some(bytes),
             "quiver.json" => self.quiver = Some(bytes),
+            "tokenizer_config.json" => self.tokenizer_config = Some(bytes),
             _ => {}
         }
+    }
+
+    /// Fails on the first required file that was not supplied.
+    pub(crate) fn check_required(&self) -> Result<()> {
+        for (file, bytes) in
+            [("config.json", &self.config), ("tokenizer.json", &self.tokenizer), ("model.safetensors", &self.weights)]
+        {
+            if bytes.is_empty() {
+                return Err(EncoderError::MissingFile { dir: self.name.clone().into(), file });
+            }
+        }
+        Ok(())
     }
 
     /// Reads a model folder.
@@ -96,4 +111,12 @@ impl ModelFiles {
         }
         Ok(files)
     }
+}
+
+pub(crate) fn utf8<'a>(bytes: &'a [u8], file: &'static str) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| EncoderError::InvalidConfig { file, reason: e.to_string() })
+}
+
+pub(crate) fn optional<'a>(bytes: &'a Option<Vec<u8>>, file: &'static str) -> Result<Option<&'a str>> {
+    bytes.as_deref().map(|b| utf8(b, file)).transpose()
 }

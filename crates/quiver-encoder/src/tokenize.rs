@@ -1,6 +1,6 @@
 //! The tokenizer, set up as sentence-transformers uses it.
 
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{PostProcessor, Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::{EncoderError, Result};
 
@@ -82,5 +82,58 @@ impl TextTokenizer {
             }
             start += step;
         }
+    }
+}
+
+/// The tokenizer for (query, passage) pairs, as sentence-transformers' `CrossEncoder` calls
+/// it: `[CLS] query [SEP] passage [SEP]` with token types 0 then 1, no padding, and
+/// `longest_first` truncation, which shortens the longer text first and, when both are
+/// long, keeps half of the room for each.
+pub struct PairTokenizer {
+    tokenizer: Tokenizer,
+    max_len: usize,
+}
+
+/// A pair's ids and token type ids, special tokens included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairTokens {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl PairTokenizer {
+    /// Replaces the padding and truncation baked into `tokenizer.json` with none and
+    /// `max_len` tokens per pair (special tokens included).
+    pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Self> {
+        let mut tokenizer = Tokenizer::from_bytes(json).map_err(tokenizer_error("could not be loaded"))?;
+        tokenizer.with_padding(None);
+        let specials = tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(true));
+        if max_len <= specials {
+            return Err(EncoderError::InvalidArgument {
+                op: "tokenizer",
+                what: format!("max sequence length {max_len} leaves no room for a pair of texts"),
+            });
+        }
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                strategy: TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .map_err(tokenizer_error("set truncation"))?;
+        Ok(PairTokenizer { tokenizer, max_len })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    pub fn encode(&self, first: &str, second: &str) -> Result<PairTokens> {
+        let encoding = self.tokenizer.encode((first, second), true).map_err(tokenizer_error("encode"))?;
+        Ok(PairTokens { ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
     }
 }
