@@ -13,6 +13,18 @@ export interface SearchOptions {
   /** binary-rescore: rescore with "f32" (default) or "int8". */
   rescore?: 'f32' | 'int8';
   filter?: Filter;
+  /** Rank by meaning ("vector", default), by keywords (BM25, "keyword") or both fused ("hybrid"). */
+  mode?: 'vector' | 'keyword' | 'hybrid';
+  /** hybrid: Reciprocal Rank Fusion ("rrf", default) or min-max normalised weighted scores ("weighted"). */
+  fusion?: 'rrf' | 'weighted';
+  /** rrf: the rank offset k (default 60). */
+  rrfK?: number;
+  /** weighted: the vector ranking's share, 0–1 (default 0.5). */
+  vectorWeight?: number;
+  /** hybrid: how deep each ranking is taken before fusing (default 100). */
+  fusionCandidates?: number;
+  /** Re-score this many top results with the reranker given to `load`. */
+  rerank?: number;
 }
 
 export interface SearchResult {
@@ -22,7 +34,7 @@ export interface SearchResult {
 }
 
 export interface Progress {
-  stage: 'model' | 'compile' | 'index';
+  stage: 'model' | 'reranker' | 'compile' | 'index';
   file?: string;
   loaded?: number;
   total?: number;
@@ -36,6 +48,8 @@ export interface LoadOptions {
   model: string | Record<string, FileSource>;
   /** URL or bytes of an index file made by `quiver index`; omitted: an empty index. */
   index?: string | FileSource;
+  /** A cross-encoder (BERT with a classification head) folder URL or files, for `search(q, { rerank: n })`. */
+  reranker?: string | Record<string, FileSource>;
   onProgress?: (progress: Progress) => void;
   /** Keep model files in the Cache API (default true). */
   cache?: boolean;
@@ -52,6 +66,10 @@ export interface Stats {
   dim: number | null;
   model: string | null;
   kernels: string;
+  /** Whether the index has a keyword index (keyword and hybrid search). */
+  keyword: boolean;
+  /** The engine's cache of query embeddings. */
+  queryCache: { hits: number; misses: number; entries: number; capacity: number };
 }
 
 export interface Document {

@@ -53,7 +53,7 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, onProgress, cache = true, persist, workerUrl, wasmUrl } = options;
+    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
@@ -67,7 +67,7 @@ export class Quiver {
     const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
     const quiver = new Quiver(worker);
     try {
-      const args = { model: absolute(model), index: absolute(index), cache, persist, wasm: absolute(wasm) };
+      const args = { model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm) };
       quiver.info = await quiver.#call('load', args, onProgress);
     } catch (e) {
       quiver.dispose();

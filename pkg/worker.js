@@ -64,23 +64,29 @@ async function toBytes(value) {
   throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
 }
 
-async function loadModel(model, useCache, progress) {
+/** A model folder's files by path, from a URL (fetched, cached) or given as bytes. */
+async function modelFiles(model, optionalFiles, useCache, progress) {
   const files = {};
   let name = 'model';
   if (typeof model === 'string') {
     name = model.replace(/\/+$/, '').split('/').pop() || 'model';
     for (const path of MODEL_FILES) {
-      files[path] = await fetchBytes(joinUrl(model, path), { useCache, progress: (p) => progress({ stage: 'model', ...p }) });
+      files[path] = await fetchBytes(joinUrl(model, path), { useCache, progress });
     }
-    for (const path of OPTIONAL_MODEL_FILES) {
-      const bytes = await fetchBytes(joinUrl(model, path), { optional: true, useCache, progress: (p) => progress({ stage: 'model', ...p }) });
+    for (const path of optionalFiles) {
+      const bytes = await fetchBytes(joinUrl(model, path), { optional: true, useCache, progress });
       if (bytes) files[path] = bytes;
     }
   } else if (model && typeof model === 'object') {
     for (const [path, value] of Object.entries(model)) files[path] = await toBytes(value);
   } else {
-    throw fail('E_INVALID_ARGUMENT', 'model must be a URL or an object of files');
+    throw fail('E_INVALID_ARGUMENT', 'a model must be a URL or an object of files');
   }
+  return { files, name };
+}
+
+async function loadModel(model, useCache, progress) {
+  const { files, name } = await modelFiles(model, OPTIONAL_MODEL_FILES, useCache, (p) => progress({ stage: 'model', ...p }));
   progress({ stage: 'compile' });
   // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
   const hashes = {};
@@ -92,6 +98,11 @@ async function loadModel(model, useCache, progress) {
     }
   }
   return engine.loadModel(files, name, hashes);
+}
+
+async function loadReranker(reranker, useCache, progress) {
+  const { files, name } = await modelFiles(reranker, ['tokenizer_config.json'], useCache, (p) => progress({ stage: 'reranker', ...p }));
+  engine.loadReranker(files, name);
 }
 
 async function opfsFile(name, create) {
@@ -119,7 +130,7 @@ async function persist() {
 }
 
 const handlers = {
-  async load({ model, index, cache = true, persist: name, wasm }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm }, progress) {
     const started = performance.now();
     ready ??= init({ module_or_path: wasm });
     await ready;
@@ -127,6 +138,7 @@ const handlers = {
     engine = new Engine();
     persistName = name ?? null;
     const modelInfo = await loadModel(model, cache, progress);
+    if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
     let indexBytes = persistName ? await loadPersisted(persistName) : null;
     const restored = Boolean(indexBytes);
     if (!indexBytes && index !== undefined && index !== null) {

@@ -41,5 +41,17 @@ if [ ! -s data/catalogue.qvr ] || [ data/catalogue.jsonl -nt data/catalogue.qvr 
     --text-field title --text-field description --output data/catalogue.qvr
 fi
 
+step "judged catalogue queries as BEIR folders (data/eval/catalogue-*)"
+# English and German queries against texts in their language; cross-lingual ones against
+# texts in the other language only.
+for flavour in "en en" "de de" "de x-en" "en x-de"; do
+  set -- $flavour
+  out="data/eval/catalogue-$2"
+  if [ ! -s "$out/corpus.jsonl" ] || [ data/catalogue.jsonl -nt "$out/corpus.jsonl" ] \
+    || [ tests/data/eval/catalogue/qrels/test.tsv -nt "$out/corpus.jsonl" ]; then
+    python3 scripts/make_catalogue_beir.py --lang "$1" --queries "$2" --out "$out" >/dev/null
+  fi
+done
+
 step "browser package (wasm32 + simd128, wasm-bindgen, wasm-opt)"
 bash scripts/build-web.sh

@@ -43,7 +43,7 @@ function options() {
   if ($('category').value) filter.category = $('category').value;
   const max = Number($('max-price').value);
   if ($('max-price').value !== '' && Number.isFinite(max)) filter.price = { lte: max };
-  return { k: 12, strategy: $('binary').checked ? 'binary-rescore' : 'exact', filter };
+  return { k: 12, mode: $('mode').value, strategy: $('binary').checked ? 'binary-rescore' : 'exact', filter };
 }
 
 async function search() {
@@ -57,6 +57,8 @@ async function search() {
     if ($('q').value.trim() !== query) return;
     render(results);
     $('latency').textContent = `${ms.toFixed(1)} ms`;
+    const { queryCache } = await quiver.stats();
+    $('cache').textContent = `${queryCache.hits} hits · ${queryCache.misses} misses`;
     setStatus(`${results.length} results for “${query}”`);
   } catch (e) {
     setStatus(`Search failed: ${e.message}`, true);
@@ -104,7 +106,7 @@ async function main() {
   setStatus(info.restored ? 'Ready (catalogue restored from this device).' : 'Ready. Type to search.');
   document.body.dataset.state = 'ready';
   for (const id of ['q', 'max-price']) $(id).addEventListener('input', scheduleSearch);
-  for (const id of ['category', 'binary']) $(id).addEventListener('change', search);
+  for (const id of ['category', 'mode', 'binary']) $(id).addEventListener('change', search);
   $('add-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const title = $('add-title').value.trim();

@@ -17,7 +17,7 @@ let server, browser, context, base;
 const problems = [];
 
 before(async () => {
-  server = await serve({ port: 0 });
+  server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures') } });
   base = `http://127.0.0.1:${server.address().port}`;
   const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
   browser = await chromium.launch({
@@ -80,6 +80,51 @@ test('search by meaning, filter, toggle binary search, match the native CLI', as
 
   assert.match(await page.textContent('#backend'), /simd128/);
   await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+  await page.close();
+});
+
+test('keyword and hybrid modes, the query cache and a cross-encoder re-ranker in the page', async () => {
+  const page = await openDemo();
+  await page.selectOption('#mode', 'keyword');
+  await typeQuery(page, 'Tiefbergbaubagger');
+  // Keyword search matches the words themselves: the English index has no German title.
+  assert.deepEqual(await resultIds(page), []);
+  await typeQuery(page, 'railroad');
+  const keyword = await resultIds(page);
+  assert.ok(keyword.length > 0 && keyword.length < 12, keyword.join());
+  await page.selectOption('#mode', 'hybrid');
+  await typeQuery(page, 'machine that digs deep in mines');
+  assert.ok((await resultIds(page)).slice(0, 5).includes('a789-bc'));
+  assert.match(await page.textContent('#cache'), /hits/);
+
+  const outcome = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const q = await Quiver.load({
+      model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', reranker: '/fixtures/tiny-cross-encoder/',
+    });
+    const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code; } };
+    await q.search('glasses for red wine');
+    await q.search('glasses for red wine', { mode: 'hybrid' });
+    await q.search('glasses for red wine', { mode: 'keyword' });
+    const plain = await q.search('glasses for red wine', { k: 5 });
+    const reranked = await q.search('glasses for red wine', { k: 5, rerank: 20 });
+    const stats = await q.stats();
+    const badMode = await codeOf(q.search('x', { mode: 'psychic' }));
+    q.dispose();
+    const bare = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });
+    const noReranker = await codeOf(bare.search('x', { rerank: 5 }));
+    bare.dispose();
+    return { plain, reranked, stats, badMode, noReranker };
+  });
+  assert.equal(outcome.stats.keyword, true);
+  // One embedding for four vector/hybrid searches; keyword search needs none.
+  assert.deepEqual([outcome.stats.queryCache.misses, outcome.stats.queryCache.hits], [1, 3]);
+  assert.equal(outcome.reranked.length, 5);
+  const scores = outcome.reranked.map((r) => r.score);
+  assert.ok(scores.every((s, i) => s >= 0 && s <= 1 && (i === 0 || scores[i - 1] >= s)), `${scores}`);
+  assert.notDeepEqual(scores, outcome.plain.map((r) => r.score));
+  assert.equal(outcome.badMode, 'E_INVALID_ARGUMENT');
+  assert.equal(outcome.noReranker, 'E_NO_RERANKER');
   await page.close();
 });
 

@@ -14,7 +14,7 @@ fn fields() -> Fields {
 #[test]
 fn catalogue_search_by_meaning_with_filters() {
     let encoder = Encoder::from_dir(minilm_dir()).unwrap();
-    let mut index = quiver::new_index(&encoder, IndexConfig::new(encoder.dim())).unwrap();
+    let mut index = quiver::new_index(&encoder, IndexConfig::new(encoder.dim()), None).unwrap();
     let records = read_records(&data_file("catalogue.jsonl"), None, &fields()).unwrap();
     let n = quiver::index_records(&encoder, &mut index, records, &EmbedOptions::default(), |_| {}).unwrap();
     assert!(n >= 150, "{n} products");

@@ -45,6 +45,7 @@ fn binary_rescore_keeps_exact_recall_on_real_embeddings() {
             .rows()
             .enumerate()
             .map(|(i, v)| Document {
+                text: None,
                 id: lines[i]["id"].as_str().unwrap().into(),
                 vector: v,
                 metadata: Default::default(),

@@ -88,7 +88,7 @@ fn broken_model_folders_are_typed_errors() {
 #[test]
 fn an_index_refuses_another_model() {
     let e = encoder();
-    let index = quiver::new_index(&e, IndexConfig::new(e.dim())).unwrap();
+    let index = quiver::new_index(&e, IndexConfig::new(e.dim()), None).unwrap();
     check_model(&index, &e).unwrap();
     let cls =
         Encoder::load_with(&files(), &Overrides { pooling: Some(quiver_encoder::Pooling::Cls), ..Default::default() })

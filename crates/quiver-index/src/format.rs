@@ -4,11 +4,19 @@
 //! preamble   magic "QVRINDEX" | format version u32 | header length u32 | file length u64
 //! header     JSON: config, model, counts, thresholds, section table (name, offset, bytes)
 //! sections   64-byte aligned arrays: vectors f32, codes i8, scales f32, bits u64,
-//!            id offsets u64 + id bytes, metadata offsets u64 + metadata JSON bytes
+//!            id offsets u64 + id bytes, metadata offsets u64 + metadata JSON bytes,
+//!            [version 2, with `config.keyword`] the keyword index:
+//!              keyword_term_offsets u64 × (terms + 1) + keyword_term_bytes (UTF-8 terms,
+//!              sorted and distinct), keyword_posting_offsets u64 × (terms + 1) (each term's
+//!              first posting), keyword_postings (row u32, term frequency u32) × postings,
+//!              sorted by row within a term; document lengths are the sums of their counts
 //! footer     format version u32 | crc32 of everything before the footer u32 | magic "QVRINDEX"
 //! ```
 //! All integers are little-endian. Loading checks length, magic, version and checksum
 //! before it trusts a single offset, so a cut or corrupted file is a typed error.
+//!
+//! Version 2 added the keyword index (`config.keyword` and the header's `keyword` counts);
+//! a version-1 file reads as an index without one.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,13 +26,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::flat::{FlatIndex, IndexConfig, Metric, ModelInfo};
+use crate::keyword::{Bm25Index, Posting};
 use crate::quantize::words_per_code;
 use crate::section::{Backing, Section};
 use crate::{IndexError, Result};
 
 pub const MAGIC: &[u8; 8] = b"QVRINDEX";
 /// The version this build writes; it reads every version up to this one.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const PREAMBLE: usize = 24;
 const FOOTER: usize = 16;
 const ALIGN: usize = 64;
@@ -39,6 +48,16 @@ struct Header {
     trained_on: usize,
     thresholds: Vec<f32>,
     sections: Vec<SectionEntry>,
+    /// Present exactly when `config.keyword` is set.
+    #[serde(default)]
+    keyword: Option<KeywordCounts>,
+}
+
+/// Sizes of the keyword sections, so each can be checked before it is read.
+#[derive(Serialize, Deserialize)]
+struct KeywordCounts {
+    terms: usize,
+    postings: usize,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -59,6 +78,8 @@ pub struct FileInfo {
     pub count: usize,
     pub file_bytes: usize,
     pub sections: Vec<(String, usize)>,
+    /// The keyword index's number of distinct terms; `None` when the file has none.
+    pub keyword_terms: Option<usize>,
 }
 
 fn offsets_and_bytes<'a>(items: impl Iterator<Item = &'a [u8]>) -> (Vec<u64>, Vec<u8>) {
@@ -105,7 +126,8 @@ impl FlatIndex {
             .collect();
         let (id_offsets, id_bytes) = offsets_and_bytes(self.ids.iter().map(|s| s.as_bytes()));
         let (meta_offsets, meta_bytes) = offsets_and_bytes(metadata_json.iter().map(Vec::as_slice));
-        let arrays: [(&str, &[u8]); 8] = [
+        let keyword = self.keyword.as_ref().map(Bm25Index::to_sections);
+        let mut arrays: Vec<(&str, &[u8])> = vec![
             ("vectors", bytemuck::cast_slice(self.vectors.as_slice())),
             ("codes", bytemuck::cast_slice(self.codes.as_slice())),
             ("scales", bytemuck::cast_slice(self.scales.as_slice())),
@@ -115,6 +137,14 @@ impl FlatIndex {
             ("metadata_offsets", bytemuck::cast_slice(&meta_offsets)),
             ("metadata_bytes", &meta_bytes),
         ];
+        if let Some(keyword) = &keyword {
+            arrays.extend([
+                ("keyword_term_offsets", bytemuck::cast_slice(&keyword.term_offsets)),
+                ("keyword_term_bytes", &keyword.term_bytes),
+                ("keyword_posting_offsets", bytemuck::cast_slice(&keyword.posting_offsets)),
+                ("keyword_postings", bytemuck::cast_slice(&keyword.postings)),
+            ]);
+        }
         // The header's size depends on the offsets it lists: lay out with a generous
         // placeholder size, then fix the header length and pad it to that size.
         let mut header = Header {
@@ -126,6 +156,9 @@ impl FlatIndex {
             trained_on: self.trained_on,
             thresholds: self.thresholds.clone(),
             sections: Vec::new(),
+            keyword: keyword
+                .as_ref()
+                .map(|k| KeywordCounts { terms: k.term_offsets.len() - 1, postings: k.postings.len() }),
         };
         let layout = |header_space: usize, header: &mut Header| {
             let mut at = (PREAMBLE + header_space).next_multiple_of(ALIGN);
@@ -202,6 +235,7 @@ impl FlatIndex {
             count: header.count,
             file_bytes: bytes.len(),
             sections: header.sections.into_iter().map(|s| (s.name, s.bytes)).collect(),
+            keyword_terms: header.keyword.map(|k| k.terms),
         })
     }
 
@@ -339,6 +373,25 @@ fn build(header: Header, backing: &Backing) -> Result<FlatIndex> {
             })
             .collect()
     };
+    let keyword = match (config.keyword, &header.keyword) {
+        (false, None) => None,
+        (true, Some(counts)) => {
+            let term_offsets = section("keyword_term_offsets", 8, counts.terms.saturating_add(1))?;
+            let terms = strings(term_offsets, "keyword_term_bytes")?
+                .into_iter()
+                .map(|b| String::from_utf8(b.to_vec()).map_err(|_| corrupt("a keyword term is not UTF-8".into())))
+                .collect::<Result<Vec<_>>>()?;
+            let posting_offsets = section("keyword_posting_offsets", 8, counts.terms.saturating_add(1))?;
+            let postings = section("keyword_postings", size_of::<Posting>(), counts.postings)?;
+            let posting_offsets: Vec<u64> = bytemuck::pod_collect_to_vec(
+                &bytes[posting_offsets.offset..posting_offsets.offset + posting_offsets.bytes],
+            );
+            let postings: Vec<Posting> =
+                bytemuck::pod_collect_to_vec(&bytes[postings.offset..postings.offset + postings.bytes]);
+            Some(Bm25Index::from_sections(n, terms, &posting_offsets, &postings)?)
+        }
+        _ => return Err(corrupt("the keyword flag and the keyword sections disagree".into())),
+    };
     let ids = strings(id_offsets, "id_bytes")?
         .into_iter()
         .map(|b| String::from_utf8(b.to_vec()).map_err(|_| corrupt("an id is not UTF-8".into())))
@@ -379,5 +432,6 @@ fn build(header: Header, backing: &Backing) -> Result<FlatIndex> {
         metadata,
         row_of,
         sq_norms,
+        keyword,
     })
 }

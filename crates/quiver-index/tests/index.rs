@@ -1,6 +1,7 @@
 //! The index and its file: search semantics, updates, bad input, and files that are cut,
 //! corrupted, from the future or from an older build.
 
+use quiver_index::format::FORMAT_VERSION;
 use quiver_index::{
     Document, FileInfo, Filter, FlatIndex, IndexConfig, IndexError, Metric, ModelInfo, Rescore, SearchOptions,
     Strategy, ThresholdKind,
@@ -15,7 +16,8 @@ fn random_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
 
 fn build(n: usize, dim: usize, metric: Metric) -> (FlatIndex, Vec<f32>) {
     let vectors = random_vectors(n, dim, 1);
-    let mut index = FlatIndex::new(IndexConfig { dim, metric, threshold: ThresholdKind::Mean }).unwrap();
+    let mut index =
+        FlatIndex::new(IndexConfig { dim, metric, threshold: ThresholdKind::Mean, keyword: false }).unwrap();
     let docs: Vec<Document> = vectors
         .chunks(dim)
         .enumerate()
@@ -23,6 +25,7 @@ fn build(n: usize, dim: usize, metric: Metric) -> (FlatIndex, Vec<f32>) {
             id: format!("doc-{i}"),
             vector: v,
             metadata: json!({"category": if i % 3 == 0 { "shoes" } else { "hats" }, "price": i as f64}),
+            text: None,
         })
         .collect();
     index.upsert(&docs).unwrap();
@@ -99,7 +102,7 @@ fn filters_apply_during_the_scan() {
 fn upsert_replace_remove_and_bad_input() {
     let (mut index, _) = build(100, 8, Metric::Cosine);
     let v = [1.0f32; 8];
-    index.upsert(&[Document { id: "doc-5".into(), vector: &v, metadata: json!({"new": true}) }]).unwrap();
+    index.upsert(&[Document { id: "doc-5".into(), vector: &v, metadata: json!({"new": true}), text: None }]).unwrap();
     assert_eq!(index.len(), 100);
     let row = index.row_of("doc-5").unwrap();
     assert_eq!(index.metadata(row)["new"], json!(true));
@@ -119,19 +122,19 @@ fn upsert_replace_remove_and_bad_input() {
     let nan = [f32::NAN; 8];
     let short = [0.5f32; 7];
     let bad = [
-        (Document { id: "ok".into(), vector: &v, metadata: json!(null) }, "first is fine"),
-        (Document { id: "x".into(), vector: &nan, metadata: json!(null) }, "NaN"),
+        (Document { id: "ok".into(), vector: &v, metadata: json!(null), text: None }, "first is fine"),
+        (Document { id: "x".into(), vector: &nan, metadata: json!(null), text: None }, "NaN"),
     ];
     let docs: Vec<Document> = bad.iter().map(|(d, _)| d.clone()).collect();
     assert!(matches!(index.upsert(&docs), Err(IndexError::NonFinite { .. })));
     assert_eq!(index.len(), before, "a rejected batch inserts nothing");
     assert!(matches!(
-        index.upsert(&[Document { id: "s".into(), vector: &short, metadata: json!(null) }]),
+        index.upsert(&[Document { id: "s".into(), vector: &short, metadata: json!(null), text: None }]),
         Err(IndexError::DimensionMismatch { expected: 8, actual: 7, .. })
     ));
     let dup = [
-        Document { id: "same".into(), vector: &v, metadata: json!(null) },
-        Document { id: "same".into(), vector: &v, metadata: json!(null) },
+        Document { id: "same".into(), vector: &v, metadata: json!(null), text: None },
+        Document { id: "same".into(), vector: &v, metadata: json!(null), text: None },
     ];
     assert!(matches!(index.upsert(&dup), Err(IndexError::DuplicateId { .. })));
     assert!(matches!(
@@ -150,7 +153,7 @@ fn thresholds_are_relearned_as_the_index_grows() {
     let vectors: Vec<[f32; 4]> =
         (0..64).map(|i| [1.0 + i as f32, 2.0, 3.0 + (i % 5) as f32, 4.0 - (i % 3) as f32]).collect();
     for (i, v) in vectors.iter().enumerate() {
-        index.upsert(&[Document { id: i.to_string(), vector: v, metadata: json!(null) }]).unwrap();
+        index.upsert(&[Document { id: i.to_string(), vector: v, metadata: json!(null), text: None }]).unwrap();
     }
     assert!(index.thresholds().iter().all(|t| *t > 0.0), "{:?}", index.thresholds());
 }
@@ -229,8 +232,12 @@ fn every_cut_and_every_flipped_byte_is_a_typed_error() {
 fn newer_versions_are_refused() {
     let (index, _) = build(5, 8, Metric::Cosine);
     let mut bytes = index.to_bytes();
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    assert!(matches!(FlatIndex::from_bytes(bytes), Err(IndexError::UnsupportedVersion { supported: 1, actual: 2 })));
+    let next = FORMAT_VERSION + 1;
+    bytes[8..12].copy_from_slice(&next.to_le_bytes());
+    assert!(matches!(
+        FlatIndex::from_bytes(bytes),
+        Err(IndexError::UnsupportedVersion { supported: FORMAT_VERSION, actual }) if actual == next
+    ));
     assert!(matches!(FlatIndex::from_bytes(b"PK\x03\x04 a zip file".to_vec()), Err(IndexError::BadMagic { .. })));
 }
 

@@ -62,7 +62,7 @@ fn every_kernel_ranks_the_same() {
     let docs: Vec<Document> = vectors
         .chunks(dim)
         .enumerate()
-        .map(|(i, v)| Document { id: format!("d{i}"), vector: v, metadata: serde_json::Value::Null })
+        .map(|(i, v)| Document { id: format!("d{i}"), vector: v, metadata: serde_json::Value::Null, text: None })
         .collect();
     index.upsert(&docs).unwrap();
     let query: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();

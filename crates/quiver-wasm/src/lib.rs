@@ -2,9 +2,9 @@
 //! failure reaches JS as an `Error` with a stable `code`; no input makes the module trap.
 
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
-use quiver::encoder::{Encoder, ModelFiles, TextKind};
-use quiver::index::{Document, Filter, FlatIndex, IndexConfig, Rescore, SearchOptions, Strategy};
-use quiver::EmbedOptions;
+use quiver::encoder::{CrossEncoder, Encoder, ModelFiles, TextKind};
+use quiver::index::{Document, Filter, FlatIndex, Fusion, IndexConfig, Rescore, SearchMode, SearchOptions, Strategy};
+use quiver::{EmbedOptions, QueryCache};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -43,6 +43,13 @@ struct JsSearchOptions {
     oversample: Option<usize>,
     rescore: Option<String>,
     filter: Option<serde_json::Value>,
+    mode: Option<String>,
+    fusion: Option<String>,
+    rrf_k: Option<f32>,
+    vector_weight: Option<f32>,
+    fusion_candidates: Option<usize>,
+    /// Re-rank this many top results with the loaded cross-encoder.
+    rerank: Option<usize>,
 }
 
 /// A document as JS passes it to `add`.
@@ -58,6 +65,9 @@ struct JsDocument {
 pub struct Engine {
     encoder: Option<Encoder>,
     index: Option<FlatIndex>,
+    reranker: Option<CrossEncoder>,
+    /// Query embeddings; emptied whenever the model or the index changes.
+    cache: QueryCache,
     disposed: bool,
 }
 
@@ -71,7 +81,7 @@ impl Default for Engine {
 impl Engine {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Engine {
-        Engine { encoder: None, index: None, disposed: false }
+        Engine { encoder: None, index: None, reranker: None, cache: QueryCache::default(), disposed: false }
     }
 
     fn live(&self) -> Result<(), JsValue> {
@@ -102,27 +112,24 @@ impl Engine {
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&mut self, files: &Object, name: &str, hashes: &JsValue) -> Result<JsValue, JsValue> {
         self.live()?;
-        let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
-        let mut model = ModelFiles {
-            name: name.to_owned(),
-            weights_sha256: hash("model.safetensors"),
-            tokenizer_sha256: hash("tokenizer.json"),
-            ..Default::default()
-        };
-        for entry in Object::entries(files).iter() {
-            let pair = Array::from(&entry);
-            let path = pair.get(0).as_string().unwrap_or_default();
-            let bytes =
-                pair.get(1).dyn_into::<Uint8Array>().map_err(|_| invalid(format!("{path} is not a Uint8Array")))?;
-            model.insert(&path, bytes.to_vec());
-        }
-        let encoder = Encoder::load(&model).map_err(engine_error)?;
+        let encoder = Encoder::load(&model_files(files, name, hashes)?).map_err(engine_error)?;
         if let Some(index) = &self.index {
             quiver::check_model(index, &encoder).map_err(engine_error)?;
         }
         let info = to_js(&quiver::model_info(&encoder))?;
         self.encoder = Some(encoder);
+        self.cache.clear();
         Ok(info)
+    }
+
+    /// Loads a cross-encoder (BERT with a classification head) for `rerank` searches, from
+    /// its files as `loadModel` takes them.
+    #[wasm_bindgen(js_name = loadReranker)]
+    pub fn load_reranker(&mut self, files: &Object, name: &str) -> Result<(), JsValue> {
+        self.live()?;
+        let files = model_files(files, name, &JsValue::UNDEFINED)?;
+        self.reranker = Some(CrossEncoder::load(&files).map_err(engine_error)?);
+        Ok(())
     }
 
     /// Loads an index file's bytes (checked against the loaded model, if any).
@@ -134,15 +141,18 @@ impl Engine {
             quiver::check_model(&index, encoder).map_err(engine_error)?;
         }
         self.index = Some(index);
+        self.cache.clear();
         self.stats()
     }
 
-    /// Starts an empty index for the loaded model.
+    /// Starts an empty index (with a keyword index) for the loaded model.
     #[wasm_bindgen(js_name = newIndex)]
     pub fn new_index(&mut self) -> Result<(), JsValue> {
         let encoder = self.encoder()?;
-        let index = quiver::new_index(encoder, IndexConfig::new(encoder.dim())).map_err(engine_error)?;
+        let config = IndexConfig { keyword: true, ..IndexConfig::new(encoder.dim()) };
+        let index = quiver::new_index(encoder, config, None).map_err(engine_error)?;
         self.index = Some(index);
+        self.cache.clear();
         Ok(())
     }
 
@@ -163,45 +173,52 @@ impl Engine {
         Ok(Float32Array::from(vectors.data.as_slice()))
     }
 
-    /// Searches with a text query: `[{ id, score, metadata }]`, best first.
+    /// Searches with a text query (`mode`: vector, keyword or hybrid):
+    /// `[{ id, score, metadata }]`, best first.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
         let query = query.as_string().ok_or_else(|| invalid("the query must be a string"))?;
-        let vector = self.encoder()?.embed(&[query.as_str()], TextKind::Query, 1).map_err(engine_error)?;
-        self.search_vector(vector.data, options)
+        let (encoder, index) = (self.encoder()?, self.index()?);
+        let (options, rerank) = search_options(options)?;
+        let results = match rerank {
+            Some(top) => {
+                let reranker = self.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
+                quiver::search_reranked(encoder, index, &self.cache, reranker, &query, &options, top)
+            }
+            None => {
+                quiver::search_text(encoder, index, &self.cache, &query, &options).map(|h| quiver::results(index, &h))
+            }
+        };
+        to_js(&results.map_err(engine_error)?)
     }
 
     /// Searches with a vector of the index's dimension.
     #[wasm_bindgen(js_name = searchVector)]
     pub fn search_vector(&self, vector: Vec<f32>, options: JsValue) -> Result<JsValue, JsValue> {
         let index = self.index()?;
-        let options = search_options(options)?;
+        let (options, rerank) = search_options(options)?;
+        if rerank.is_some() {
+            return Err(invalid("rerank needs a text query: use search"));
+        }
         let hits = index.search(&vector, &options).map_err(engine_error)?;
-        let results: Vec<quiver::SearchResult> = hits
-            .into_iter()
-            .map(|h| quiver::SearchResult {
-                id: index.id(h.row).to_owned(),
-                score: h.score,
-                metadata: index.metadata(h.row).clone(),
-            })
-            .collect();
-        to_js(&results)
+        to_js(&quiver::results(index, &hits))
     }
 
     /// Embeds and adds (or replaces) `[{ id, text, metadata? }]`; all or nothing.
     pub fn add(&mut self, docs: JsValue) -> Result<usize, JsValue> {
         let docs: Vec<JsDocument> =
             serde_wasm_bindgen::from_value(docs).map_err(|e| invalid(format!("documents: {e}")))?;
-        let encoder = self.encoder()?;
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let vectors = quiver::embed(encoder, &texts, &EmbedOptions::default()).map_err(engine_error)?;
-        let batch: Vec<Document> = docs
-            .iter()
-            .zip(vectors.rows())
-            .map(|(d, v)| Document { id: d.id.clone(), vector: v, metadata: d.metadata.clone() })
-            .collect();
         if self.index.is_none() {
             self.new_index()?;
         }
+        let (encoder, index) = (self.encoder()?, self.index()?);
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let options = quiver::options_for(index, encoder, &EmbedOptions::default());
+        let vectors = quiver::embed(encoder, &texts, &options).map_err(engine_error)?;
+        let batch: Vec<Document> = docs
+            .iter()
+            .zip(vectors.rows())
+            .map(|(d, v)| Document { id: d.id.clone(), vector: v, metadata: d.metadata.clone(), text: Some(&d.text) })
+            .collect();
         let index = self.index_mut()?;
         index.upsert(&batch).map_err(engine_error)?;
         Ok(index.len())
@@ -221,14 +238,16 @@ impl Engine {
         Ok(self.index()?.to_bytes())
     }
 
-    /// `{ documents, dim, model, kernels }`.
+    /// `{ documents, dim, model, kernels, keyword, queryCache: { hits, misses, entries, capacity } }`.
     pub fn stats(&self) -> Result<JsValue, JsValue> {
         self.live()?;
         let stats = serde_json::json!({
             "documents": self.index.as_ref().map_or(0, FlatIndex::len),
-            "dim": self.encoder.as_ref().map(Encoder::dim).or(self.index.as_ref().map(FlatIndex::dim)),
+            "dim": self.index.as_ref().map(FlatIndex::dim).or(self.encoder.as_ref().map(Encoder::dim)),
             "model": self.encoder.as_ref().map(|e| e.id().to_owned()),
             "kernels": quiver::index::kernels::best().name(),
+            "keyword": self.index.as_ref().is_some_and(|i| i.keyword_index().is_some()),
+            "queryCache": self.cache.stats(),
         });
         to_js(&stats)
     }
@@ -237,8 +256,27 @@ impl Engine {
     pub fn dispose(&mut self) {
         self.encoder = None;
         self.index = None;
+        self.reranker = None;
+        self.cache.clear();
         self.disposed = true;
     }
+}
+
+fn model_files(files: &Object, name: &str, hashes: &JsValue) -> Result<ModelFiles, JsValue> {
+    let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
+    let mut model = ModelFiles {
+        name: name.to_owned(),
+        weights_sha256: hash("model.safetensors"),
+        tokenizer_sha256: hash("tokenizer.json"),
+        ..Default::default()
+    };
+    for entry in Object::entries(files).iter() {
+        let pair = Array::from(&entry);
+        let path = pair.get(0).as_string().unwrap_or_default();
+        let bytes = pair.get(1).dyn_into::<Uint8Array>().map_err(|_| invalid(format!("{path} is not a Uint8Array")))?;
+        model.insert(&path, bytes.to_vec());
+    }
+    Ok(model)
 }
 
 fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, JsValue> {
@@ -252,7 +290,8 @@ fn strings(value: &JsValue, what: &str) -> Result<Vec<String>, JsValue> {
         .collect()
 }
 
-fn search_options(value: JsValue) -> Result<SearchOptions, JsValue> {
+/// The search options, and how many top results to re-rank.
+fn search_options(value: JsValue) -> Result<(SearchOptions, Option<usize>), JsValue> {
     let js: JsSearchOptions = if value.is_undefined() || value.is_null() {
         JsSearchOptions::default()
     } else {
@@ -278,5 +317,16 @@ fn search_options(value: JsValue) -> Result<SearchOptions, JsValue> {
     if let Some(f) = js.filter {
         options.filter = Some(Filter::from_json(&f).map_err(engine_error)?);
     }
-    Ok(options)
+    if let Some(m) = js.mode {
+        options.mode = m.parse::<SearchMode>().map_err(invalid)?;
+    }
+    options.fusion = match js.fusion.as_deref() {
+        None | Some("rrf") => Fusion::Rrf { k: js.rrf_k.unwrap_or(60.0) },
+        Some("weighted") => Fusion::Weighted { vector_weight: js.vector_weight.unwrap_or(0.5) },
+        Some(other) => return Err(invalid(format!("fusion must be rrf or weighted, not {other:?}"))),
+    };
+    if let Some(c) = js.fusion_candidates {
+        options.fusion_candidates = c;
+    }
+    Ok((options, js.rerank))
 }

@@ -1,18 +1,24 @@
 //! Quiver: semantic search on the user's device. This facade joins the encoder
 //! ([`quiver_encoder`]) and the index ([`quiver_index`]): documents in, ranked results out.
 
+mod cache;
+pub mod diagnose;
 mod error;
+pub mod eval;
 pub mod ingest;
 
 use serde::Serialize;
 use serde_json::Value;
 
+pub use cache::{CacheStats, QueryCache};
 pub use error::{EngineError, Result};
 pub use quiver_encoder as encoder;
 pub use quiver_index as index;
 
-use quiver_encoder::{Embeddings, Encoder, TextKind};
-use quiver_index::{Document, FlatIndex, IndexConfig, ModelInfo, SearchOptions};
+use std::sync::Arc;
+
+use quiver_encoder::{CrossEncoder, Embeddings, Encoder, TextKind};
+use quiver_index::{Document, FlatIndex, Hit, IndexConfig, ModelInfo, Query, SearchMode, SearchOptions};
 
 use crate::ingest::Record;
 
@@ -28,7 +34,14 @@ pub fn model_info(encoder: &Encoder) -> ModelInfo {
         max_seq_length: s.max_seq_length,
         query_prefix: s.prefixes.query.clone(),
         document_prefix: s.prefixes.document.clone(),
+        dims: None,
     }
+}
+
+/// The dimensions `encoder`'s vectors are cut to for `index`: `Some` for a Matryoshka
+/// index (fewer dimensions than the model, recorded in its model info).
+fn matryoshka_dims(index: &FlatIndex, encoder: &Encoder) -> Option<usize> {
+    index.model().and_then(|m| m.dims).filter(|&d| d < encoder.dim())
 }
 
 /// Fails unless `encoder` makes vectors comparable with those in `index`: same weights,
@@ -49,11 +62,19 @@ pub fn check_model(index: &FlatIndex, encoder: &Encoder) -> Result<()> {
         && built.tokenizer_sha256 == now.tokenizer_sha256
         && built.pooling == now.pooling
         && built.normalize == now.normalize;
-    if same {
-        Ok(())
-    } else {
-        Err(quiver_index::IndexError::ModelMismatch { expected: key(built), actual: key(&now) }.into())
+    if !same {
+        return Err(quiver_index::IndexError::ModelMismatch { expected: key(built), actual: key(&now) }.into());
     }
+    let dims = matryoshka_dims(index, encoder).unwrap_or(encoder.dim());
+    if index.dim() != dims {
+        return Err(quiver_index::IndexError::DimensionMismatch {
+            op: "check model",
+            expected: index.dim(),
+            actual: dims,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// How texts are embedded.
@@ -63,25 +84,44 @@ pub struct EmbedOptions {
     pub batch_size: usize,
     /// Split long texts into windows of this many tokens with this overlap, averaged.
     pub chunk: Option<(usize, usize)>,
+    /// Matryoshka: keep the first this many dimensions, re-normalised.
+    pub dims: Option<usize>,
 }
 
 impl Default for EmbedOptions {
     fn default() -> Self {
-        EmbedOptions { kind: TextKind::Document, batch_size: 32, chunk: None }
+        EmbedOptions { kind: TextKind::Document, batch_size: 32, chunk: None, dims: None }
     }
 }
 
 pub fn embed(encoder: &Encoder, texts: &[&str], options: &EmbedOptions) -> Result<Embeddings> {
-    Ok(match options.chunk {
+    let full = match options.chunk {
         Some((window, overlap)) => encoder.embed_chunked(texts, options.kind, options.batch_size, window, overlap)?,
         None => encoder.embed(texts, options.kind, options.batch_size)?,
+    };
+    Ok(match options.dims {
+        Some(dims) if dims != full.dim => full.truncated(dims)?,
+        _ => full,
     })
 }
 
-/// A new empty index for `encoder`'s vectors.
-pub fn new_index(encoder: &Encoder, mut config: IndexConfig) -> Result<FlatIndex> {
-    config.dim = encoder.dim();
-    Ok(FlatIndex::new(config)?.with_model(model_info(encoder)))
+/// A new empty index for `encoder`'s vectors, cut to `dims` dimensions (Matryoshka) when
+/// given. `config.keyword` adds a BM25 keyword index of the documents' texts.
+pub fn new_index(encoder: &Encoder, mut config: IndexConfig, dims: Option<usize>) -> Result<FlatIndex> {
+    let dims = dims.filter(|&d| d != encoder.dim());
+    if let Some(d) = dims.filter(|&d| d == 0 || d > encoder.dim()) {
+        return Err(EngineError::InvalidArgument {
+            op: "new index",
+            what: format!("Matryoshka dimensions must be 1..={}, got {d}", encoder.dim()),
+        });
+    }
+    config.dim = dims.unwrap_or(encoder.dim());
+    Ok(FlatIndex::new(config)?.with_model(ModelInfo { dims, ..model_info(encoder) }))
+}
+
+/// How `index` wants documents embedded: `options` with the index's Matryoshka dimensions.
+pub fn options_for(index: &FlatIndex, encoder: &Encoder, options: &EmbedOptions) -> EmbedOptions {
+    EmbedOptions { dims: matryoshka_dims(index, encoder), ..*options }
 }
 
 /// Records embedded per step: bounds memory however long the input is.
@@ -121,12 +161,13 @@ pub fn index_records(
     mut progress: impl FnMut(usize),
 ) -> Result<usize> {
     check_model(index, encoder)?;
+    let options = options_for(index, encoder, options);
     let mut done = 0;
-    let n = embed_records(encoder, records, options, |step, vectors| {
+    let n = embed_records(encoder, records, &options, |step, vectors| {
         let docs: Vec<Document> = step
             .iter()
             .zip(vectors.rows())
-            .map(|(r, v)| Document { id: r.id.clone(), vector: v, metadata: r.metadata.clone() })
+            .map(|(r, v)| Document { id: r.id.clone(), vector: v, metadata: r.metadata.clone(), text: Some(&r.text) })
             .collect();
         index.upsert(&docs)?;
         done += step.len();
@@ -145,34 +186,108 @@ pub struct SearchResult {
     pub metadata: Value,
 }
 
-/// An encoder and the index it searches.
+/// Embeds `query` as a query (with the model's query prefix) for `index` (Matryoshka
+/// dimensions included), through `cache`.
+pub fn embed_query(encoder: &Encoder, index: &FlatIndex, cache: &QueryCache, query: &str) -> Result<Arc<[f32]>> {
+    let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
+    let options = options_for(index, encoder, &options);
+    cache.get_or_embed(query, |q| Ok(embed(encoder, &[q], &options)?.data))
+}
+
+/// Searches `index` for a text query in `options.mode`: the query is embedded (cached)
+/// unless the search is by keywords only.
+pub fn search_text(
+    encoder: &Encoder,
+    index: &FlatIndex,
+    cache: &QueryCache,
+    query: &str,
+    options: &SearchOptions,
+) -> Result<Vec<Hit>> {
+    let vector = match options.mode {
+        SearchMode::Keyword => None,
+        SearchMode::Vector | SearchMode::Hybrid => Some(embed_query(encoder, index, cache, query)?),
+    };
+    Ok(index.search_query(&Query { vector: vector.as_deref(), text: Some(query) }, options)?)
+}
+
+/// Results with ids and metadata.
+pub fn results(index: &FlatIndex, hits: &[Hit]) -> Vec<SearchResult> {
+    hits.iter()
+        .map(|hit| SearchResult {
+            id: index.id(hit.row).to_owned(),
+            score: hit.score,
+            metadata: index.metadata(hit.row).clone(),
+        })
+        .collect()
+}
+
+/// Searches for `query` and re-ranks the best `top` results with `cross_encoder`, returning
+/// `options.k`. The re-ranked results carry the cross-encoder's scores; any below them (when
+/// `k > top`) keep their search scores and order.
+pub fn search_reranked(
+    encoder: &Encoder,
+    index: &FlatIndex,
+    cache: &QueryCache,
+    cross_encoder: &CrossEncoder,
+    query: &str,
+    options: &SearchOptions,
+    top: usize,
+) -> Result<Vec<SearchResult>> {
+    let wide = SearchOptions { k: options.k.max(top), ..options.clone() };
+    let mut found = results(index, &search_text(encoder, index, cache, query, &wide)?);
+    let rest = found.split_off(top.min(found.len()));
+    let mut ranked = rerank(cross_encoder, query, found, passage_text)?;
+    ranked.extend(rest);
+    ranked.truncate(options.k);
+    Ok(ranked)
+}
+
+/// Re-scores `results` with a cross-encoder and sorts them best first; `text` gives each
+/// result's passage. Scores become the cross-encoder's.
+pub fn rerank(
+    cross_encoder: &CrossEncoder,
+    query: &str,
+    results: Vec<SearchResult>,
+    text: impl Fn(&SearchResult) -> String,
+) -> Result<Vec<SearchResult>> {
+    let passages: Vec<String> = results.iter().map(text).collect();
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let ranked = cross_encoder.rank(query, &refs, 32)?;
+    let mut slots: Vec<Option<SearchResult>> = results.into_iter().map(Some).collect();
+    Ok(ranked.into_iter().filter_map(|(i, score)| slots[i].take().map(|r| SearchResult { score, ..r })).collect())
+}
+
+/// The passage text of a result for re-ranking: its `text` metadata, else every string
+/// field of its metadata joined (title, description, …).
+pub fn passage_text(result: &SearchResult) -> String {
+    if let Some(text) = result.metadata.get("text").and_then(Value::as_str) {
+        return text.to_owned();
+    }
+    let fields: Vec<&str> = result.metadata.as_object().into_iter().flatten().filter_map(|(_, v)| v.as_str()).collect();
+    fields.join(". ")
+}
+
+/// An encoder, the index it searches, and its query cache.
 pub struct Engine {
     pub encoder: Encoder,
     pub index: FlatIndex,
+    pub cache: QueryCache,
 }
 
 impl Engine {
     pub fn new(encoder: Encoder, index: FlatIndex) -> Result<Self> {
         check_model(&index, &encoder)?;
-        Ok(Engine { encoder, index })
+        Ok(Engine { encoder, index, cache: QueryCache::default() })
     }
 
-    /// Embeds `query` as a query (with the model's query prefix) and searches.
+    /// Searches for a text query in `options.mode` (vector, keyword or hybrid); the query's
+    /// embedding is cached.
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        let vector = self.encoder.embed(&[query], TextKind::Query, 1)?;
-        self.search_vector(vector.row(0), options)
+        let hits = search_text(&self.encoder, &self.index, &self.cache, query, options)?;
+        Ok(results(&self.index, &hits))
     }
 
     pub fn search_vector(&self, vector: &[f32], options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        Ok(self
-            .index
-            .search(vector, options)?
-            .into_iter()
-            .map(|hit| SearchResult {
-                id: self.index.id(hit.row).to_owned(),
-                score: hit.score,
-                metadata: self.index.metadata(hit.row).clone(),
-            })
-            .collect())
+        Ok(results(&self.index, &self.index.search(vector, options)?))
     }
 }

@@ -1,0 +1,90 @@
+//! Retrieval quality with the real model on the judged sets: the Debian package set
+//! committed in `tests/data/eval/` and the sample catalogue (English queries). What each
+//! index kind keeps of exact search's nDCG@10 is the product's promise to users.
+
+use quiver::eval::{embed_set, evaluate_setups, BeirSet, Setup, SetupReport};
+use quiver::{Engine, QueryCache};
+use quiver_encoder::Encoder;
+use quiver_index::{IndexConfig, SearchMode, SearchOptions, Strategy};
+use quiver_tests::{minilm_dir, workspace_root};
+
+fn setup(label: &str, strategy: Strategy, mode: SearchMode, dims: Option<usize>) -> Setup {
+    Setup {
+        label: label.into(),
+        options: SearchOptions { strategy, mode, ..Default::default() },
+        dims,
+        rerank_top: None,
+    }
+}
+
+fn evaluate(encoder: &Encoder, set: &BeirSet) -> Vec<SetupReport> {
+    let setups = [
+        setup("exact", Strategy::Exact, SearchMode::Vector, None),
+        setup("int8", Strategy::Int8, SearchMode::Vector, None),
+        setup("binary", Strategy::Binary, SearchMode::Vector, None),
+        setup("binary-rescore", Strategy::BinaryRescore, SearchMode::Vector, None),
+        setup("keyword", Strategy::Exact, SearchMode::Keyword, None),
+        setup("hybrid", Strategy::Exact, SearchMode::Hybrid, None),
+        setup("exact@256", Strategy::Exact, SearchMode::Vector, Some(256)),
+        setup("exact@128", Strategy::Exact, SearchMode::Vector, Some(128)),
+    ];
+    let embedded = embed_set(encoder, set, 32).unwrap();
+    evaluate_setups(encoder, set, &embedded, &setups, &[10, 100], None).unwrap()
+}
+
+fn ndcg(reports: &[SetupReport], label: &str) -> f64 {
+    reports.iter().find(|r| r.label == label).unwrap().evaluation.mean[&10].ndcg
+}
+
+#[test]
+fn debian_packages_every_index_kind() {
+    let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+    let set = BeirSet::load(&workspace_root().join("tests/data/eval/debian-packages"), "test").unwrap();
+    let reports = evaluate(&encoder, &set);
+    for r in &reports {
+        eprintln!("{:<16} nDCG@10 {:.4}", r.label, r.evaluation.mean[&10].ndcg);
+    }
+    let exact = ndcg(&reports, "exact");
+    assert!(exact > 0.75, "exact nDCG@10 {exact}");
+    assert!(ndcg(&reports, "int8") >= 0.99 * exact);
+    assert!(ndcg(&reports, "binary-rescore") >= 0.99 * exact);
+    assert!(ndcg(&reports, "binary") < ndcg(&reports, "binary-rescore"));
+    // A set with many synonym queries: keywords alone fall far short, fusion recovers most.
+    assert!(ndcg(&reports, "keyword") < 0.7 * exact);
+    assert!(ndcg(&reports, "hybrid") > ndcg(&reports, "keyword"));
+    assert!(ndcg(&reports, "exact@256") >= 0.97 * exact);
+    assert!(ndcg(&reports, "exact@128") < ndcg(&reports, "exact@256"));
+}
+
+#[test]
+fn catalogue_english_queries() {
+    let dir = workspace_root().join("data/eval/catalogue-en");
+    assert!(dir.join("corpus.jsonl").is_file(), "{} is missing: run scripts/setup.sh", dir.display());
+    let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+    let set = BeirSet::load(&dir, "test").unwrap();
+    let reports = evaluate(&encoder, &set);
+    let exact = ndcg(&reports, "exact");
+    assert!(exact > 0.6, "exact nDCG@10 {exact}");
+    assert!(ndcg(&reports, "binary-rescore") >= 0.99 * exact);
+}
+
+#[test]
+fn repeated_queries_come_from_the_cache() {
+    let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+    let mut index = quiver::new_index(&encoder, IndexConfig { keyword: true, ..IndexConfig::new(384) }, None).unwrap();
+    let records =
+        ["a cocktail shaker", "a deep mining excavator", "red wine glasses"].iter().enumerate().map(|(i, t)| {
+            Ok(quiver::ingest::Record { id: i.to_string(), text: t.to_string(), metadata: Default::default() })
+        });
+    quiver::index_records(&encoder, &mut index, records, &Default::default(), |_| {}).unwrap();
+    let engine = Engine::new(encoder, index).unwrap();
+    let first = engine.search("glasses for wine", &SearchOptions::default()).unwrap();
+    let again =
+        engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Hybrid, ..Default::default() }).unwrap();
+    engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Keyword, ..Default::default() }).unwrap();
+    assert_eq!(first[0].id, "2");
+    assert_eq!(again[0].id, "2");
+    let stats = engine.cache.stats();
+    // Keyword search needs no embedding: one miss, one hit.
+    assert_eq!((stats.misses, stats.hits, stats.entries, stats.capacity), (1, 1, 1, QueryCache::DEFAULT_CAPACITY));
+}
