@@ -53,7 +53,8 @@ pub fn score_query(run: &[(String, f32)], judged: &HashMap<String, i32>, k: usiz
     let discount = |rank: usize| 1.0 / ((rank + 2) as f64).log2();
     let top = &run[..k.min(run.len())];
 
-    let dcg: f64 = top.iter().enumerate().map(|(i, (id, _))| grade(id) * discount(i)).sum();
+    // fold from +0.0: `Sum` starts at -0.0, which would print as "-0.0000".
+    let dcg = top.iter().enumerate().fold(0.0, |sum, (i, (id, _))| sum + grade(id) * discount(i));
     let mut ideal: Vec<f64> = judged.values().filter(|&&g| g > 0).map(|&g| g as f64).collect();
     ideal.sort_by(|a, b| b.total_cmp(a));
     let idcg: f64 = ideal.iter().take(k).enumerate().map(|(i, g)| g * discount(i)).sum();
@@ -71,7 +72,7 @@ pub fn score_query(run: &[(String, f32)], judged: &HashMap<String, i32>, k: usiz
 /// The mean of each metric over the queries that scored.
 pub fn mean(scores: &[QueryScores]) -> QueryScores {
     let n = scores.len().max(1) as f64;
-    let sum = |f: fn(&QueryScores) -> f64| scores.iter().map(f).sum::<f64>() / n;
+    let sum = |f: fn(&QueryScores) -> f64| scores.iter().map(f).fold(0.0, |a, b| a + b) / n;
     QueryScores {
         ndcg: sum(|s| s.ndcg),
         recall: sum(|s| s.recall),
