@@ -39,6 +39,8 @@ export interface Progress {
   loaded?: number;
   total?: number;
   cached?: boolean;
+  /** Bytes on the wire, when the server compressed the file (`loaded`/`total` count decoded bytes). */
+  wire?: number;
 }
 
 export type FileSource = ArrayBuffer | Uint8Array | Blob;

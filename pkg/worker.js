@@ -3,7 +3,10 @@
 import init, { Engine } from './wasm/quiver_wasm.js';
 
 const CACHE = 'quiver-v1';
-const MODEL_FILES = ['config.json', 'tokenizer.json', 'model.safetensors'];
+const MODEL_FILES = ['config.json', 'tokenizer.json'];
+// A folder's weights: the file quiver.json's `weights` names (`quiver quantize` writes
+// "model.gguf"), else model.safetensors, else model.gguf.
+const WEIGHTS_FILES = ['model.safetensors', 'model.gguf'];
 const OPTIONAL_MODEL_FILES = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'quiver.json'];
 
 let engine = null;
@@ -33,7 +36,11 @@ async function fetchBytes(url, { optional = false, useCache = true, progress }) 
       throw fail('E_FETCH', `could not fetch ${url}: HTTP ${response.status}`);
     }
   }
-  const total = Number(response.headers.get('content-length')) || 0;
+  // A compressed response's Content-Length counts wire bytes, but the body reads decoded
+  // ones: servers that compress can send the decoded size as X-Decoded-Length.
+  const encoded = Boolean(response.headers.get('content-encoding'));
+  const wire = encoded ? Number(response.headers.get('content-length')) || 0 : 0;
+  const total = Number(response.headers.get('x-decoded-length')) || (encoded ? 0 : Number(response.headers.get('content-length')) || 0);
   const reader = response.body.getReader();
   const chunks = [];
   let loaded = 0;
@@ -42,13 +49,17 @@ async function fetchBytes(url, { optional = false, useCache = true, progress }) 
     if (done) break;
     chunks.push(value);
     loaded += value.length;
-    progress({ file: url, loaded, total, cached });
+    progress({ file: url, loaded, total, cached, ...(wire ? { wire } : {}) });
   }
   const bytes = new Uint8Array(loaded);
   let at = 0;
   for (const c of chunks) { bytes.set(c, at); at += c.length; }
   if (cache && !cached) {
-    try { await cache.put(url, new Response(bytes, { headers: response.headers })); } catch { /* quota: still works */ }
+    // Stored decoded: the cached copy's headers must describe these bytes, not the wire's.
+    const headers = new Headers(response.headers);
+    for (const name of ['content-encoding', 'x-decoded-length']) headers.delete(name);
+    headers.set('content-length', String(bytes.length));
+    try { await cache.put(url, new Response(bytes, { headers })); } catch { /* quota: still works */ }
   }
   return bytes;
 }
@@ -77,6 +88,12 @@ async function modelFiles(model, optionalFiles, useCache, progress) {
       const bytes = await fetchBytes(joinUrl(model, path), { optional: true, useCache, progress });
       if (bytes) files[path] = bytes;
     }
+    const named = namedWeights(files['quiver.json']);
+    const candidates = named ? [named] : WEIGHTS_FILES;
+    for (const [i, path] of candidates.entries()) {
+      const bytes = await fetchBytes(joinUrl(model, path), { optional: i < candidates.length - 1, useCache, progress });
+      if (bytes) { files[path] = bytes; break; }
+    }
   } else if (model && typeof model === 'object') {
     for (const [path, value] of Object.entries(model)) files[path] = await toBytes(value);
   } else {
@@ -85,13 +102,27 @@ async function modelFiles(model, optionalFiles, useCache, progress) {
   return { files, name };
 }
 
+/** The weights file a model's quiver.json names, if it names one of WEIGHTS_FILES. */
+function namedWeights(quiverJson) {
+  if (!quiverJson) return null;
+  let weights;
+  try {
+    ({ weights } = JSON.parse(new TextDecoder().decode(quiverJson)));
+  } catch {
+    return null; // the engine reports the broken file
+  }
+  if (weights === undefined) return null;
+  if (!WEIGHTS_FILES.includes(weights)) throw fail('E_MODEL_INVALID', `quiver.json: weights must be one of ${WEIGHTS_FILES.join(', ')}, not ${JSON.stringify(weights)}`);
+  return weights;
+}
+
 async function loadModel(model, useCache, progress) {
   const { files, name } = await modelFiles(model, OPTIONAL_MODEL_FILES, useCache, (p) => progress({ stage: 'model', ...p }));
   progress({ stage: 'compile' });
   // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
   const hashes = {};
   if (globalThis.crypto?.subtle) {
-    for (const path of ['model.safetensors', 'tokenizer.json']) {
+    for (const path of [...WEIGHTS_FILES, 'tokenizer.json']) {
       if (!files[path]) continue;
       const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', files[path]));
       hashes[path] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Browser benchmarks in headless Chromium, Quiver next to transformers.js (from the peers
 // harness, ../shared/peers/setup.sh) on the same page set-up and model:
-//   cold start (empty cache) and warm start, page load → first query result, median of 5;
+//   all-MiniLM-L6-v2 as f32 safetensors, q8_0 and q4_0 GGUF (`quiver quantize`), and
+//   transformers.js fp32 and q8 (its model_quantized.onnx);
+//   cold start (empty cache) and warm start, page load → first query embedded, median of 5;
 //   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus;
 //   query latency p50/p95 at 10k and 100k documents, exact and binary + rescore;
 //   size of the .wasm, raw and gzipped.
@@ -70,40 +72,44 @@ const browser = await chromium.launch({
   env: { ...process.env, XDG_RUNTIME_DIR: home, XDG_CACHE_HOME: home, XDG_CONFIG_HOME: home },
 });
 
+// Each engine starts in a fresh page from its argument; `window.engine(batch)` embeds.
+const startQuiver = async (model) => {
+  const { Quiver } = await import('/pkg/index.js');
+  // No index: quantized models make vectors of their own, which an f32 index refuses.
+  const q = await Quiver.load({ model });
+  await q.embed(['first query'], { kind: 'query' });
+  window.engine = (batch) => q.embed(batch, { kind: 'raw' });
+};
+const startTjs = async (dtype) => {
+  const { pipeline, env } = await import('/peer/tjs/transformers.js');
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = '/peer/models/';
+  env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
+  const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype, device: 'wasm' });
+  await extractor(['first query'], { pooling: 'mean', normalize: true });
+  window.engine = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
+};
+const modelBytes = (dir, files) => files.reduce((sum, f) => sum + (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0), 0);
+const MINILM_FILES = ['config.json', 'tokenizer.json', 'model.safetensors', 'model.gguf'];
 const engines = {
-  quiver: {
-    start: async () => {
-      const { Quiver } = await import('/pkg/index.js');
-      const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });
-      await q.search('first query', { k: 5 });
-      window.engine = (batch) => q.embed(batch, { kind: 'raw' });
-      window.quiver = q;
-    },
-  },
-  'transformers.js': {
-    start: async () => {
-      const { pipeline, env } = await import('/peer/tjs/transformers.js');
-      env.allowRemoteModels = false;
-      env.allowLocalModels = true;
-      env.localModelPath = '/peer/models/';
-      env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
-      const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype: 'fp32', device: 'wasm' });
-      await extractor(['first query'], { pooling: 'mean', normalize: true });
-      window.engine = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
-    },
-  },
+  'quiver f32': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2'), MINILM_FILES) },
+  'quiver q8_0': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2-q8_0/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  'quiver q4_0': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2-q4_0/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q4_0'), MINILM_FILES) },
+  'transformers.js fp32': { start: startTjs, arg: 'fp32', peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model.onnx']) },
+  'transformers.js q8': { start: startTjs, arg: 'q8', peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
 };
 
 const report = { date: new Date().toISOString(), chromium: browser.version(), runs: RUNS, engines: {} };
 for (const [name, engine] of Object.entries(engines)) {
-  if (name !== 'quiver' && !haveTjs) continue;
+  if (engine.peer && !haveTjs) continue;
   const cold = [], warm = [];
   for (let run = 0; run < RUNS; run++) {
     const context = await browser.newContext();
     for (const series of [cold, warm]) {
       const page = await context.newPage();
       await page.goto(`${base}/web/blank.html`);
-      await page.evaluate(engine.start);
+      await page.evaluate(engine.start, engine.arg);
       series.push(await page.evaluate(() => performance.now()));
       if (series === warm && run === RUNS - 1) {
         // Throughput on the last warm page: batch 1 over 32 texts, batch 32 over 256.
@@ -125,7 +131,7 @@ for (const [name, engine] of Object.entries(engines)) {
     }
     await context.close();
   }
-  Object.assign(report.engines[name], { cold_start_ms: median(cold), warm_start_ms: median(warm) });
+  Object.assign(report.engines[name], { cold_start_ms: median(cold), warm_start_ms: median(warm), model_bytes: engine.bytes });
 }
 
 // Query latency in Quiver at 10k and 100k documents.
@@ -142,7 +148,7 @@ report.latency = {};
         const times = [];
         for (let i = 0; i < 40; i++) {
           const t = performance.now();
-          await q.search(`query number ${i} about kitchen glasses`, { k: 10, strategy });
+          await q.search(`query number ${i} about kitchen glasses (${strategy})`, { k: 10, strategy });
           times.push(performance.now() - t);
         }
         out[strategy] = times;
@@ -167,10 +173,10 @@ mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
 writeFileSync(join(ROOT, 'artifacts/bench-browser.json'), JSON.stringify(report, null, 2));
 
 console.log(`Chromium ${report.chromium}, median of ${RUNS}`);
-console.log('| engine | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 |');
-console.log('|---|---:|---:|---:|---:|');
+console.log('| engine | model MB | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 |');
+console.log('|---|---:|---:|---:|---:|---:|');
 for (const [name, e] of Object.entries(report.engines)) {
-  console.log(`| ${name} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} |`);
+  console.log(`| ${name} | ${(e.model_bytes / 1e6).toFixed(1)} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} |`);
 }
 console.log('\n| documents | strategy | p50 ms | p95 ms |  (text query: embed + search)');
 console.log('|---:|---|---:|---:|');

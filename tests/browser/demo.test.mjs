@@ -128,6 +128,56 @@ test('keyword and hybrid modes, the query cache and a cross-encoder re-ranker in
   await page.close();
 });
 
+test('the multilingual demo: German and English queries find products in either language', async () => {
+  const page = await openDemo('?model=multilingual');
+  assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
+  assert.equal(await page.inputValue('#model-choice'), 'multilingual');
+  await typeQuery(page, 'Bagger für den Bergbau');
+  assert.ok((await resultIds(page)).slice(0, 5).includes('a789-bc'), (await resultIds(page)).join());
+  await typeQuery(page, 'Gläser für Wein');
+  const german = await resultIds(page);
+  await typeQuery(page, 'wine glasses');
+  const english = await resultIds(page);
+  // The same products, whichever language is asked in.
+  assert.ok(german.slice(0, 3).some((id) => english.slice(0, 5).includes(id)), `${german} vs ${english}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'demo-multilingual.png'), fullPage: true });
+  await page.close();
+});
+
+test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load and embed in the browser', async () => {
+  const reference = JSON.parse(readFileSync(join(SHARED, 'fixtures/all-MiniLM-L6-v2/reference.json'), 'utf8'));
+  const e5 = JSON.parse(readFileSync(join(SHARED, 'fixtures/multilingual-e5-small-q4/reference.json'), 'utf8'));
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async ({ minilm, e5 }) => {
+    const { Quiver } = await import('/pkg/index.js');
+    const embed = async (model, texts) => {
+      const q = await Quiver.load({ model, cache: false });
+      const vectors = (await q.embed(texts, { kind: 'raw' })).map((v) => Array.from(v));
+      q.dispose();
+      return vectors;
+    };
+    return {
+      q8_0: await embed('/models/all-MiniLM-L6-v2-q8_0/', minilm),
+      q4_0: await embed('/models/all-MiniLM-L6-v2-q4_0/', minilm),
+      e5: await embed('/models/multilingual-e5-small/', e5),
+    };
+  }, { minilm: reference.cases.map((c) => c.text), e5: e5.cases.map((c) => c.text) });
+  const cos = (a, b) => {
+    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
+    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  };
+  const worst = (vectors, expected) => Math.min(...vectors.map((v, i) => cos(v, expected[i])));
+  const w8 = worst(out.q8_0, reference.cases.map((c) => c.mean));
+  const w4 = worst(out.q4_0, reference.cases.map((c) => c.mean));
+  const we5 = worst(out.e5, e5.cases.map((c) => c.embedding_for_hf_token_ids ?? c.embedding));
+  console.log(`browser quantized: q8_0 worst ${w8.toFixed(5)}, q4_0 worst ${w4.toFixed(5)}, e5 q4 worst ${we5.toFixed(5)}`);
+  assert.ok(w8 >= 0.995, `q8_0 ${w8}`);
+  assert.ok(w4 >= 0.97, `q4_0 ${w4}`);
+  assert.ok(we5 >= 0.9995, `e5 ${we5}`);
+  await page.close();
+});
+
 test('parity with sentence-transformers inside the browser', async () => {
   const reference = JSON.parse(readFileSync(join(SHARED, 'fixtures/all-MiniLM-L6-v2/reference.json'), 'utf8'));
   const page = await context.newPage();

@@ -83,6 +83,55 @@ pub fn minilm_reference() -> Reference {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("reference.json parses")
 }
 
+/// The multilingual-e5-small folder `quiver fetch-model multilingual-e5-small` makes
+/// (`models/multilingual-e5-small`), or `$QUIVER_E5_DIR`.
+pub fn e5_dir() -> PathBuf {
+    let dir = std::env::var_os("QUIVER_E5_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models").join("multilingual-e5-small"));
+    assert!(
+        dir.join("model.gguf").is_file(),
+        "{} has no model: run `scripts/setup.sh` (or `quiver fetch-model multilingual-e5-small`) first",
+        dir.display()
+    );
+    dir
+}
+
+/// The C engine's reference for multilingual-e5-small (the shared fixture's README tells
+/// how it was made and why three cases carry SentencePiece's ids as well).
+#[derive(Deserialize)]
+pub struct E5Reference {
+    pub max_seq_length: usize,
+    pub dim: usize,
+    pub cases: Vec<E5Case>,
+}
+
+#[derive(Deserialize)]
+pub struct E5Case {
+    pub id: String,
+    pub group: String,
+    pub text: String,
+    pub token_ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+    pub hf_token_ids: Option<Vec<u32>>,
+    pub embedding_for_hf_token_ids: Option<Vec<f32>>,
+}
+
+impl E5Case {
+    /// What a SentencePiece-faithful tokenizer must give, and the engine's vector for it.
+    pub fn expected(&self) -> (&[u32], &[f32]) {
+        match (&self.hf_token_ids, &self.embedding_for_hf_token_ids) {
+            (Some(ids), Some(v)) => (ids, v),
+            _ => (&self.token_ids, &self.embedding),
+        }
+    }
+}
+
+pub fn e5_reference() -> E5Reference {
+    let path = shared_file("fixtures/multilingual-e5-small-q4/reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("reference.json parses")
+}
+
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();

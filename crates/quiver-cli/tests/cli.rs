@@ -410,3 +410,44 @@ fn diagnose_flags_near_duplicates_and_empty_texts() {
     assert_eq!(out["near_duplicates"][0]["b"], "dup");
     assert!(out["degenerate"].as_array().unwrap().iter().any(|d| d["id"] == "blank"));
 }
+
+#[test]
+fn a_quantized_model_indexes_and_searches() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(p("products.jsonl"), PRODUCTS).unwrap();
+    let m = model();
+
+    let printed = ok(&["quantize", "--model", m.to_str().unwrap(), "--to", "q8_0", "--output", &p("minilm-q8")]);
+    assert!(printed.contains("q8_0"), "{printed}");
+    assert!(Path::new(&p("minilm-q8/model.gguf")).is_file() && !Path::new(&p("minilm-q8/model.safetensors")).exists());
+    let q8 = p("minilm-q8");
+    ok(&[
+        "index",
+        "--model",
+        &q8,
+        "--input",
+        &p("products.jsonl"),
+        "--text-field",
+        "title",
+        "--output",
+        &p("shop.qvr"),
+    ]);
+    let out: Value = serde_json::from_str(&ok(&[
+        "search",
+        "--index",
+        &p("shop.qvr"),
+        "--model",
+        &q8,
+        "--json",
+        "fridge for medication",
+    ]))
+    .unwrap();
+    assert_eq!(out["results"][0]["id"], "p3");
+
+    // The index knows its model: the float32 weights make other vectors.
+    fails(&["search", "--index", &p("shop.qvr"), "--model", m.to_str().unwrap(), "fridge"], "the query model is");
+    let unknown = quiver(&["quantize", "--model", m.to_str().unwrap(), "--to", "q3", "--output", &p("x")]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("q8_0, q4_0 or f16"));
+    fails(&["quantize", "--model", m.to_str().unwrap(), "--to", "q4_0", "--output", &q8], "already holds a model");
+}

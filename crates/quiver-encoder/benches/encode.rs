@@ -1,11 +1,18 @@
-//! Encoder throughput (tokens/s) at batch 1 and 32 with the real all-MiniLM-L6-v2
-//! (`scripts/setup.sh` fetches it into `models/`).
+//! Encoder throughput (tokens/s) with the real all-MiniLM-L6-v2 (`scripts/setup.sh` fetches
+//! it into `models/`): at batch 1 and 32, and per weight format (f32, f16, q8_0, q4_0) on 200
+//! Debian package synopses (`data/debian-synopses.jsonl`, `scripts/fetch-data.sh`).
+
+use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quiver_encoder::{Encoder, TextKind};
+use quiver_encoder::{quantize_model, Encoder, ModelFiles, Quantization, TextKind};
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
 
 fn encode(c: &mut Criterion) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/all-MiniLM-L6-v2");
+    let dir = root().join("models/all-MiniLM-L6-v2");
     let encoder = Encoder::from_dir(&dir).unwrap_or_else(|e| panic!("{e}: run scripts/setup.sh first"));
     let base = [
         "Stainless steel cocktail shaker with a built-in strainer",
@@ -26,5 +33,33 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode);
+fn formats(c: &mut Criterion) {
+    let files = ModelFiles::read_dir(root().join("models/all-MiniLM-L6-v2"))
+        .unwrap_or_else(|e| panic!("{e}: run scripts/setup.sh first"));
+    let synopses = std::fs::read_to_string(root().join("data/debian-synopses.jsonl"))
+        .unwrap_or_else(|e| panic!("data/debian-synopses.jsonl: {e}: run scripts/fetch-data.sh first"));
+    let texts: Vec<String> = synopses
+        .lines()
+        .take(200)
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["text"].as_str().unwrap().to_owned())
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+
+    let mut group = c.benchmark_group("encode-minilm-formats");
+    group.sample_size(10);
+    let formats = std::iter::once(("f32", files.clone())).chain(Quantization::ALL.into_iter().map(|to| {
+        let mut quantized = files.clone();
+        quantized.insert("model.gguf", quantize_model(&files, to).unwrap());
+        (to.name(), quantized)
+    }));
+    for (name, files) in formats {
+        let encoder = Encoder::load(&files).unwrap();
+        let tokens: usize = texts.iter().map(|t| encoder.tokenize(t, TextKind::Raw).unwrap().len()).sum();
+        group.throughput(Throughput::Elements(tokens as u64));
+        group.bench_function(name, |b| b.iter(|| encoder.embed(&texts, TextKind::Raw, 32).unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode, formats);
 criterion_main!(benches);

