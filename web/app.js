@@ -7,7 +7,8 @@ const params = new URLSearchParams(location.search);
 // Two set-ups of the same catalogue: English-only all-MiniLM-L6-v2, and multilingual-e5-small
 // (4-bit) over the English and German texts, so German and English queries find either.
 const PRESETS = {
-  english: { model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', persist: 'demo-catalogue' },
+  // v2: indexes saved by earlier versions have no keyword index for the keyword/hybrid modes.
+  english: { model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', persist: 'demo-catalogue-v2' },
   multilingual: {
     model: '/models/multilingual-e5-small/', index: '/data/catalogue-multilingual.qvr', persist: 'demo-catalogue-multilingual',
   },

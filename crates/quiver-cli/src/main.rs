@@ -531,8 +531,9 @@ fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixCho
     raw_out.flush()?;
     drop(raw_out);
     bar.finish_and_clear();
-    write_npy_from_raw(&raw, rows, encoder.dim(), &output)?;
-    eprintln!("{rows} vectors of dimension {} → {}", encoder.dim(), output.display());
+    let dim = options.dims.unwrap_or(encoder.dim());
+    write_npy_from_raw(&raw, rows, dim, &output)?;
+    eprintln!("{rows} vectors of dimension {dim} → {}", output.display());
     Ok(())
 }
 

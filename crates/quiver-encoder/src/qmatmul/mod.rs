@@ -131,7 +131,8 @@ impl QuantizedWeight {
         let bytes = block_type.bytes();
         let count = outputs * inputs / BLOCK;
         // Each stored block is an f16 scale followed by the quantized values.
-        if inputs % BLOCK != 0 || data.len() != count * (2 + bytes) {
+        // Empty matrices would divide by zero per call: a crafted config must not trap wasm.
+        if inputs == 0 || outputs == 0 || inputs % BLOCK != 0 || data.len() != count * (2 + bytes) {
             return Err(EncoderError::InvalidWeights(format!(
                 "a {block_type:?} matrix of {outputs}×{inputs} has {} bytes",
                 data.len()
