@@ -9,6 +9,10 @@ if [ ! -x /usr/bin/chromium ]; then
   printf '\n== Debian chromium for the browser tests\n'
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+if [ ! -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; then
+  printf '\n== Mesa lavapipe (a Vulkan adapter for the GPU tests)\n'
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
 printf '\n== formatting\n'
 cargo fmt --all -- --check
 printf '\n== tests\n'

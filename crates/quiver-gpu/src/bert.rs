@@ -1,0 +1,438 @@
+//! The BERT encoder on the GPU, mirroring Hugging Face's `modeling_bert.py`
+//! (<https://github.com/huggingface/transformers/blob/v4.46.0/src/transformers/models/bert/modeling_bert.py>)
+//! as `quiver_encoder`'s CPU `Bert` does: `BertEmbeddings.forward` (word + absolute
+//! position from 0 + token type 0, then LayerNorm), then per `BertLayer`:
+//! `BertSelfAttention.forward` (Q, K and V as one fused linear; scores / √head_dim, the
+//! padding masked, softmax, weighted sum of V), `BertSelfOutput.forward` (dense, + input,
+//! LayerNorm), `BertIntermediate.forward` (dense + activation) and `BertOutput.forward`
+//! (dense, + attention output, LayerNorm): post-LN BERT. Then sentence-transformers'
+//! pooling and normalisation.
+//!
+//! Weights are uploaded once, pipelines built once; the activations of a pass live in
+//! buffers that only grow and are reused by every later batch.
+//!
+//! The word-embedding table stays on the CPU: each batch's rows are gathered there and
+//! uploaded (one `[tokens, hidden]` write per batch, like one activation). This keeps
+//! every vocabulary within the storage binding limit — multilingual-e5's 250k × 384 f32
+//! table is 384 MB, beyond WebGPU's default 128 MiB — without splitting the table.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use quiver_encoder::{BertConfig, EncoderError, ModelFiles, Pooling, WeightsFormat};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::kernels::attention::{Attention, AttentionParams, MAX_HEAD_DIM};
+use crate::kernels::layer_norm::{LayerNorm, LayerNormParams};
+use crate::kernels::matmul::{Matmul, MatmulParams};
+use crate::kernels::pooling::{Pooling as Pool, PoolingParams};
+use crate::{GpuContext, GpuError, PendingRead, Result};
+
+/// A linear's weight (`[out, in]`, as stored) and bias on the GPU.
+struct Linear {
+    weight: wgpu::Buffer,
+    bias: wgpu::Buffer,
+}
+
+/// `BertLayer`'s weights; each norm is gamma followed by beta.
+struct Layer {
+    qkv: Linear,
+    attention_output: Linear,
+    attention_norm: wgpu::Buffer,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: wgpu::Buffer,
+}
+
+struct Kernels {
+    linear: Matmul,
+    /// The intermediate linear with the config's activation fused in.
+    activated: Matmul,
+    layer_norm: LayerNorm,
+    attention: Attention,
+    pooling: Pool,
+}
+
+/// Parameters of each dispatch, rewritten for every pass (they depend on its shape only).
+struct Uniforms {
+    qkv: wgpu::Buffer,
+    attention_output: wgpu::Buffer,
+    intermediate: wgpu::Buffer,
+    output: wgpu::Buffer,
+    embedding_norm: wgpu::Buffer,
+    residual_norm: wgpu::Buffer,
+    attention: wgpu::Buffer,
+    pooling: wgpu::Buffer,
+}
+
+/// The activations of one pass, for up to `tokens` padded tokens in `sequences` sequences,
+/// with every bind group that uses them.
+struct Activations {
+    tokens: usize,
+    sequences: usize,
+    /// `[tokens, hidden]`: the embeddings, then each layer's output.
+    hidden_states: wgpu::Buffer,
+    lengths: wgpu::Buffer,
+    pooled: wgpu::Buffer,
+    embedding: wgpu::BindGroup,
+    layers: Vec<LayerBindings>,
+    pooling: wgpu::BindGroup,
+}
+
+struct LayerBindings {
+    qkv: wgpu::BindGroup,
+    attention: wgpu::BindGroup,
+    attention_output: wgpu::BindGroup,
+    attention_norm: wgpu::BindGroup,
+    intermediate: wgpu::BindGroup,
+    output: wgpu::BindGroup,
+    output_norm: wgpu::BindGroup,
+}
+
+pub struct GpuBert {
+    ctx: GpuContext,
+    config: BertConfig,
+    /// `[vocab, hidden]`, gathered on the CPU (see the module's documentation).
+    word_embeddings: Vec<f32>,
+    /// `[positions, hidden]`: each position's vector plus token type 0's, summed once.
+    position_type: wgpu::Buffer,
+    embedding_norm: wgpu::Buffer,
+    layers: Vec<Layer>,
+    kernels: Kernels,
+    uniforms: Uniforms,
+    activations: Mutex<Option<Activations>>,
+}
+
+impl GpuBert {
+    /// Reads `config.json` and `model.safetensors` (f32, f16 or bf16, names as in
+    /// all-MiniLM-L6-v2, optionally under `bert.`) and uploads the weights as f32.
+    pub async fn load(ctx: &GpuContext, files: &ModelFiles) -> Result<Self> {
+        if files.weights_format != WeightsFormat::Safetensors {
+            return Err(GpuError::Unsupported { what: "model.gguf (the GPU path reads model.safetensors)".into() });
+        }
+        let text = std::str::from_utf8(&files.config)
+            .map_err(|e| EncoderError::InvalidConfig { file: "config.json", reason: e.to_string() })?;
+        let config = BertConfig::from_json(text)?;
+        // The kernels read rows as vec4: every BERT's sizes are multiples of 64.
+        let (head_dim, inner) = (config.head_dim(), config.intermediate_size);
+        if head_dim > MAX_HEAD_DIM || !head_dim.is_multiple_of(4) || !inner.is_multiple_of(4) {
+            return Err(GpuError::Unsupported {
+                what: format!(
+                    "attention heads of {head_dim} and an intermediate size of {inner} (multiples of 4, heads at most {MAX_HEAD_DIM})"
+                ),
+            });
+        }
+        let checkpoint = Checkpoint::parse(&files.weights)?;
+        let h = config.hidden_size;
+
+        let mut position_type =
+            checkpoint.tensor("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?;
+        let token_types = checkpoint.tensor("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        for position in position_type.chunks_exact_mut(h) {
+            position.iter_mut().zip(&token_types[..h]).for_each(|(p, t)| *p += t);
+        }
+        let upload_linear = |names: &[String], outputs: usize, inputs: usize| -> Result<Linear> {
+            let (mut weight, mut bias) = (Vec::new(), Vec::new());
+            for name in names {
+                weight.extend(checkpoint.tensor(&format!("{name}.weight"), &[outputs, inputs])?);
+                bias.extend(checkpoint.tensor(&format!("{name}.bias"), &[outputs])?);
+            }
+            Ok(Linear { weight: ctx.storage_buffer(&names[0], &weight)?, bias: ctx.storage_buffer(&names[0], &bias)? })
+        };
+        let upload_norm = |name: &str| -> Result<wgpu::Buffer> {
+            let mut gamma_beta = checkpoint.tensor(&format!("{name}.weight"), &[h])?;
+            gamma_beta.extend(checkpoint.tensor(&format!("{name}.bias"), &[h])?);
+            ctx.storage_buffer(name, &gamma_beta)
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let p = format!("encoder.layer.{i}");
+                Ok(Layer {
+                    qkv: upload_linear(
+                        &["query", "key", "value"].map(|part| format!("{p}.attention.self.{part}")),
+                        h,
+                        h,
+                    )?,
+                    attention_output: upload_linear(&[format!("{p}.attention.output.dense")], h, h)?,
+                    attention_norm: upload_norm(&format!("{p}.attention.output.LayerNorm"))?,
+                    intermediate: upload_linear(&[format!("{p}.intermediate.dense")], inner, h)?,
+                    output: upload_linear(&[format!("{p}.output.dense")], h, inner)?,
+                    output_norm: upload_norm(&format!("{p}.output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let kernels = Kernels {
+            linear: Matmul::new(ctx, None).await?,
+            activated: Matmul::new(ctx, Some(config.hidden_act)).await?,
+            layer_norm: LayerNorm::new(ctx).await?,
+            attention: Attention::new(ctx).await?,
+            pooling: Pool::new(ctx).await?,
+        };
+        let matmul = MatmulParams::new(0, 0, 0);
+        let norm = LayerNormParams::new(0, 0, 1, 0.0);
+        let uniforms = Uniforms {
+            qkv: ctx.uniform_buffer("qkv", &matmul),
+            attention_output: ctx.uniform_buffer("attention output", &matmul),
+            intermediate: ctx.uniform_buffer("intermediate", &matmul),
+            output: ctx.uniform_buffer("output", &matmul),
+            embedding_norm: ctx.uniform_buffer("embedding norm", &norm),
+            residual_norm: ctx.uniform_buffer("residual norm", &norm),
+            attention: ctx.uniform_buffer("attention", &AttentionParams::new(0, 1, 0)),
+            pooling: ctx.uniform_buffer("pooling", &PoolingParams::new(0, 0, Pooling::Mean, false)),
+        };
+        Ok(GpuBert {
+            word_embeddings: checkpoint.tensor(WORD_EMBEDDINGS, &[config.vocab_size, h])?,
+            position_type: ctx.storage_buffer("position + token type", &position_type)?,
+            embedding_norm: upload_norm("embeddings.LayerNorm")?,
+            layers,
+            kernels,
+            uniforms,
+            activations: Mutex::new(None),
+            config,
+            ctx: ctx.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Embeds token id sequences (special tokens included, as
+    /// `quiver_encoder::Encoder::tokenize` gives them) as one right-padded batch: the
+    /// encoder, `pooling` over each sequence's real tokens and, if `normalize`, L2
+    /// normalisation all run on the GPU; returns `[sequences, hidden]` row-major. A batch
+    /// too large for the device's limits runs as several passes.
+    pub async fn embed_ids(&self, sequences: &[Vec<u32>], pooling: Pooling, normalize: bool) -> Result<Vec<f32>> {
+        let c = &self.config;
+        if let Some(bad) = sequences.iter().find(|s| s.is_empty() || s.len() > c.max_position_embeddings) {
+            return Err(GpuError::InvalidArgument {
+                op: "GPU embed",
+                what: format!("a sequence of {} ids (must be 1 to {})", bad.len(), c.max_position_embeddings),
+            });
+        }
+        if let Some(&bad) = sequences.iter().flatten().find(|&&id| id as usize >= c.vocab_size) {
+            return Err(GpuError::InvalidArgument {
+                op: "GPU embed",
+                what: format!("token id {bad} is beyond the vocabulary of {}", c.vocab_size),
+            });
+        }
+        // All passes are submitted before the first is awaited: the GPU never waits on the CPU.
+        let pending = self
+            .passes(sequences)?
+            .into_iter()
+            .map(|range| self.submit_pass(&sequences[range], pooling, normalize))
+            .collect::<Result<Vec<_>>>()?;
+        let mut vectors = Vec::with_capacity(sequences.len() * c.hidden_size);
+        for pass in pending {
+            vectors.extend(pass.values().await?);
+        }
+        Ok(vectors)
+    }
+
+    /// Splits the batch, in order, into passes whose widest activation
+    /// (`[tokens, max(3·hidden, intermediate)]`) fits one storage binding and whose token
+    /// rows fit one dispatch dimension.
+    fn passes(&self, sequences: &[Vec<u32>]) -> Result<Vec<Range<usize>>> {
+        let c = &self.config;
+        let widest_row = ((3 * c.hidden_size).max(c.intermediate_size) * size_of::<f32>()) as u64;
+        let max_tokens = ((self.ctx.max_binding_bytes() / widest_row) as usize)
+            .min(self.ctx.limits().max_compute_workgroups_per_dimension as usize);
+        split_passes(sequences.iter().map(Vec::len), max_tokens)
+    }
+
+    /// Uploads one pass's inputs, records the whole encoder and submits it.
+    fn submit_pass(&self, batch: &[Vec<u32>], pooling: Pooling, normalize: bool) -> Result<PendingRead<f32>> {
+        let c = &self.config;
+        let (h, inner, heads, head_dim) = (c.hidden_size, c.intermediate_size, c.num_attention_heads, c.head_dim());
+        let seq = batch.iter().map(Vec::len).max().unwrap_or(0);
+        let tokens = batch.len() * seq;
+        // Padding rows stay zero: they are masked as keys and never pooled.
+        let mut words = vec![0f32; tokens * h];
+        for (sequence, rows) in batch.iter().zip(words.chunks_exact_mut(seq * h)) {
+            for (&id, row) in sequence.iter().zip(rows.chunks_exact_mut(h)) {
+                let id = id as usize;
+                row.copy_from_slice(&self.word_embeddings[id * h..(id + 1) * h]);
+            }
+        }
+        let lengths: Vec<u32> = batch.iter().map(|s| s.len() as u32).collect();
+
+        // Held until submitted, so that no other pass's writes land in this submission.
+        let mut cache = self.activations.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.as_ref().is_none_or(|a| a.tokens < tokens || a.sequences < batch.len()) {
+            let (old_tokens, old_sequences) = cache.as_ref().map_or((0, 0), |a| (a.tokens, a.sequences));
+            *cache = None;
+            *cache = Some(self.activations(tokens.max(old_tokens), batch.len().max(old_sequences))?);
+        }
+        let acts = cache.as_ref().expect("allocated above");
+        let queue = self.ctx.queue();
+        let u = &self.uniforms;
+        queue.write_buffer(&acts.hidden_states, 0, bytemuck::cast_slice(&words));
+        queue.write_buffer(&acts.lengths, 0, bytemuck::cast_slice(&lengths));
+        let eps = c.layer_norm_eps;
+        queue.write_buffer(&u.qkv, 0, bytemuck::bytes_of(&MatmulParams::new(tokens, 3 * h, h)));
+        queue.write_buffer(&u.attention_output, 0, bytemuck::bytes_of(&MatmulParams::new(tokens, h, h)));
+        queue.write_buffer(&u.intermediate, 0, bytemuck::bytes_of(&MatmulParams::new(tokens, inner, h)));
+        queue.write_buffer(&u.output, 0, bytemuck::bytes_of(&MatmulParams::new(tokens, h, inner)));
+        queue.write_buffer(&u.embedding_norm, 0, bytemuck::bytes_of(&LayerNormParams::new(tokens, h, seq, eps)));
+        queue.write_buffer(&u.residual_norm, 0, bytemuck::bytes_of(&LayerNormParams::new(tokens, h, tokens, eps)));
+        queue.write_buffer(&u.attention, 0, bytemuck::bytes_of(&AttentionParams::new(seq, head_dim, h)));
+        queue.write_buffer(&u.pooling, 0, bytemuck::bytes_of(&PoolingParams::new(seq, h, pooling, normalize)));
+
+        let (ctx, k) = (&self.ctx, &self.kernels);
+        let mut encoder = ctx.encoder("encode");
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            k.layer_norm.encode(ctx, &mut pass, &acts.embedding, tokens)?;
+            for layer in &acts.layers {
+                k.linear.encode(ctx, &mut pass, &layer.qkv, [tokens, 3 * h, h])?;
+                k.attention.encode(ctx, &mut pass, &layer.attention, [batch.len(), seq, heads, head_dim])?;
+                k.linear.encode(ctx, &mut pass, &layer.attention_output, [tokens, h, h])?;
+                k.layer_norm.encode(ctx, &mut pass, &layer.attention_norm, tokens)?;
+                k.activated.encode(ctx, &mut pass, &layer.intermediate, [tokens, inner, h])?;
+                k.linear.encode(ctx, &mut pass, &layer.output, [tokens, h, inner])?;
+                k.layer_norm.encode(ctx, &mut pass, &layer.output_norm, tokens)?;
+            }
+            k.pooling.encode(ctx, &mut pass, &acts.pooling, batch.len())?;
+        }
+        Ok(ctx.submit_read("GPU embed", encoder, &acts.pooled, batch.len() * h))
+    }
+
+    /// Buffers and bind groups for passes of up to `tokens` tokens in `sequences` sequences.
+    fn activations(&self, tokens: usize, sequences: usize) -> Result<Activations> {
+        let (ctx, k, u) = (&self.ctx, &self.kernels, &self.uniforms);
+        let c = &self.config;
+        let h = c.hidden_size;
+        let floats =
+            |label: &str, width: usize| ctx.empty_storage_buffer(label, (tokens * width * size_of::<f32>()) as u64);
+        let hidden_states = floats("hidden states", h)?;
+        let qkv = floats("qkv", 3 * h)?;
+        let context = floats("context", h)?;
+        let attended = floats("attended", h)?;
+        let intermediate = floats("intermediate", c.intermediate_size)?;
+        let lengths = ctx.empty_storage_buffer("lengths", (sequences * size_of::<u32>()) as u64)?;
+        let pooled = ctx.empty_storage_buffer("pooled", (sequences * h * size_of::<f32>()) as u64)?;
+        let layers = self
+            .layers
+            .iter()
+            .map(|layer| LayerBindings {
+                qkv: k.linear.bind(ctx, [&hidden_states, &layer.qkv.weight, &layer.qkv.bias, &qkv, &u.qkv]),
+                attention: k.attention.bind(ctx, [&qkv, &lengths, &context, &u.attention]),
+                attention_output: k.linear.bind(
+                    ctx,
+                    [
+                        &context,
+                        &layer.attention_output.weight,
+                        &layer.attention_output.bias,
+                        &attended,
+                        &u.attention_output,
+                    ],
+                ),
+                attention_norm: k
+                    .layer_norm
+                    .bind(ctx, [&attended, &hidden_states, &layer.attention_norm, &u.residual_norm]),
+                intermediate: k.activated.bind(
+                    ctx,
+                    [&attended, &layer.intermediate.weight, &layer.intermediate.bias, &intermediate, &u.intermediate],
+                ),
+                output: k
+                    .linear
+                    .bind(ctx, [&intermediate, &layer.output.weight, &layer.output.bias, &hidden_states, &u.output]),
+                output_norm: k.layer_norm.bind(ctx, [&hidden_states, &attended, &layer.output_norm, &u.residual_norm]),
+            })
+            .collect();
+        Ok(Activations {
+            tokens,
+            sequences,
+            embedding: k
+                .layer_norm
+                .bind(ctx, [&hidden_states, &self.position_type, &self.embedding_norm, &u.embedding_norm]),
+            pooling: k.pooling.bind(ctx, [&hidden_states, &lengths, &pooled, &u.pooling]),
+            layers,
+            hidden_states,
+            lengths,
+            pooled,
+        })
+    }
+}
+
+/// Consecutive runs of sequences (by their lengths) whose count times their longest length
+/// is at most `max_tokens`.
+fn split_passes(lengths: impl Iterator<Item = usize>, max_tokens: usize) -> Result<Vec<Range<usize>>> {
+    let mut passes = Vec::new();
+    let (mut start, mut longest, mut count) = (0, 0, 0);
+    for (i, len) in lengths.enumerate() {
+        if len > max_tokens {
+            return Err(GpuError::Limits {
+                what: format!("a sequence of {len} tokens (at most {max_tokens} per pass)"),
+            });
+        }
+        let padded = longest.max(len);
+        if (i + 1 - start) * padded > max_tokens {
+            passes.push(start..i);
+            (start, longest) = (i, len);
+        } else {
+            longest = padded;
+        }
+        count = i + 1;
+    }
+    if start < count {
+        passes.push(start..count);
+    }
+    Ok(passes)
+}
+
+const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
+
+/// `model.safetensors`, its float tensors read as f32 and checked against the config's shapes.
+struct Checkpoint<'a> {
+    tensors: SafeTensors<'a>,
+    /// `"bert."` when the encoder sits inside a task model.
+    prefix: &'static str,
+}
+
+impl<'a> Checkpoint<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| EncoderError::InvalidWeights(e.to_string()))?;
+        let prefix = if tensors.names().contains(&"bert.embeddings.word_embeddings.weight") { "bert." } else { "" };
+        Ok(Checkpoint { tensors, prefix })
+    }
+
+    /// The tensor `name` (under the prefix) as f32; it must have exactly `shape`.
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let name = format!("{}{name}", self.prefix);
+        let view = self.tensors.tensor(&name).map_err(|_| EncoderError::MissingTensor { name: name.clone() })?;
+        if view.shape() != shape {
+            return Err(
+                EncoderError::ShapeMismatch { name, expected: shape.to_vec(), actual: view.shape().to_vec() }.into()
+            );
+        }
+        let bytes = view.data();
+        Ok(match view.dtype() {
+            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(EncoderError::UnsupportedTensorType { name, dtype: format!("{other:?}") }.into());
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_fit_the_token_budget() {
+        // Passes as (start, end).
+        let split = |lengths: &[usize], max| -> Vec<(usize, usize)> {
+            split_passes(lengths.iter().copied(), max).unwrap().into_iter().map(|r| (r.start, r.end)).collect()
+        };
+        assert_eq!(split(&[], 10), []);
+        assert_eq!(split(&[3, 3, 3], 10), [(0, 3)]);
+        // 4 × 3 > 10; then the long one pads everything it joins.
+        assert_eq!(split(&[3, 3, 3, 3, 8, 2], 10), [(0, 3), (3, 4), (4, 5), (5, 6)]);
+        assert_eq!(split(&[10, 1], 10), [(0, 1), (1, 2)]);
+        assert_eq!(split_passes([11].into_iter(), 10).unwrap_err().code(), "E_GPU_LIMITS");
+    }
+}

@@ -1,0 +1,52 @@
+//! `x = LayerNorm(x + addend)`: after the attention output and the MLP output (the addend is
+//! the residual), and for the embeddings (the addend is position + token type, repeating
+//! every sequence).
+
+use super::dispatch;
+use crate::context::workgroups;
+use crate::{GpuContext, Result};
+
+const SOURCE: &str = include_str!("layer_norm.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LayerNormParams {
+    rows: u32,
+    width: u32,
+    period: u32,
+    eps: f32,
+}
+
+impl LayerNormParams {
+    /// `rows` rows of `width`; row `r` adds addend row `r % period`.
+    pub fn new(rows: usize, width: usize, period: usize, eps: f64) -> Self {
+        LayerNormParams { rows: rows as u32, width: width as u32, period: period as u32, eps: eps as f32 }
+    }
+}
+
+pub struct LayerNorm {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl LayerNorm {
+    pub async fn new(ctx: &GpuContext) -> Result<Self> {
+        Ok(LayerNorm { pipeline: ctx.compute_pipeline("layer_norm", SOURCE, &[]).await? })
+    }
+
+    /// Binds `x` (read and written), the addend, the norm's gamma followed by its beta, and a
+    /// uniform [`LayerNormParams`].
+    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 4]) -> wgpu::BindGroup {
+        ctx.bind_group("layer_norm", &self.pipeline, &buffers)
+    }
+
+    pub fn encode(
+        &self,
+        ctx: &GpuContext,
+        pass: &mut wgpu::ComputePass<'_>,
+        bind_group: &wgpu::BindGroup,
+        rows: usize,
+    ) -> Result<()> {
+        dispatch(pass, &self.pipeline, bind_group, [workgroups(ctx, "layer norm rows", rows, 1)?, 1, 1]);
+        Ok(())
+    }
+}
