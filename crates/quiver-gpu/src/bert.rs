@@ -18,13 +18,14 @@
 
 use std::ops::Range;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use quiver_encoder::{BertConfig, EncoderError, ModelFiles, Pooling, WeightsFormat};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::kernels::attention::{Attention, AttentionParams, MAX_HEAD_DIM};
 use crate::kernels::layer_norm::{LayerNorm, LayerNormParams};
-use crate::kernels::matmul::{Matmul, MatmulParams};
+use crate::kernels::matmul::{Matmul, MatmulParams, Precision};
 use crate::kernels::pooling::{Pooling as Pool, PoolingParams};
 use crate::{GpuContext, GpuError, PendingRead, Result};
 
@@ -92,6 +93,7 @@ struct LayerBindings {
 pub struct GpuBert {
     ctx: GpuContext,
     config: BertConfig,
+    precision: Precision,
     /// `[vocab, hidden]`, gathered on the CPU (see the module's documentation).
     word_embeddings: Vec<f32>,
     /// `[positions, hidden]`: each position's vector plus token type 0's, summed once.
@@ -105,8 +107,15 @@ pub struct GpuBert {
 
 impl GpuBert {
     /// Reads `config.json` and `model.safetensors` (f32, f16 or bf16, names as in
-    /// all-MiniLM-L6-v2, optionally under `bert.`) and uploads the weights as f32.
+    /// all-MiniLM-L6-v2, optionally under `bert.`) and uploads the weights: the linears'
+    /// as f16 where the device has `shader-f16`, everything else as f32.
     pub async fn load(ctx: &GpuContext, files: &ModelFiles) -> Result<Self> {
+        let precision = if ctx.shader_f16() { Precision::F16 } else { Precision::F32 };
+        Self::load_with(ctx, files, precision).await
+    }
+
+    /// [`GpuBert::load`] with the linears' weights stored in `precision`.
+    pub async fn load_with(ctx: &GpuContext, files: &ModelFiles, precision: Precision) -> Result<Self> {
         if files.weights_format != WeightsFormat::Safetensors {
             return Err(GpuError::Unsupported { what: "model.gguf (the GPU path reads model.safetensors)".into() });
         }
@@ -137,7 +146,14 @@ impl GpuBert {
                 weight.extend(checkpoint.tensor(&format!("{name}.weight"), &[outputs, inputs])?);
                 bias.extend(checkpoint.tensor(&format!("{name}.bias"), &[outputs])?);
             }
-            Ok(Linear { weight: ctx.storage_buffer(&names[0], &weight)?, bias: ctx.storage_buffer(&names[0], &bias)? })
+            let weight = match precision {
+                Precision::F32 => ctx.storage_buffer(&names[0], &weight)?,
+                Precision::F16 => {
+                    let halves: Vec<u16> = weight.iter().map(|&w| half::f16::from_f32(w).to_bits()).collect();
+                    ctx.storage_buffer(&names[0], &halves)?
+                }
+            };
+            Ok(Linear { weight, bias: ctx.storage_buffer(&names[0], &bias)? })
         };
         let upload_norm = |name: &str| -> Result<wgpu::Buffer> {
             let mut gamma_beta = checkpoint.tensor(&format!("{name}.weight"), &[h])?;
@@ -162,8 +178,8 @@ impl GpuBert {
             })
             .collect::<Result<Vec<_>>>()?;
         let kernels = Kernels {
-            linear: Matmul::new(ctx, None).await?,
-            activated: Matmul::new(ctx, Some(config.hidden_act)).await?,
+            linear: Matmul::new(ctx, None, precision).await?,
+            activated: Matmul::new(ctx, Some(config.hidden_act), precision).await?,
             layer_norm: LayerNorm::new(ctx).await?,
             attention: Attention::new(ctx).await?,
             pooling: Pool::new(ctx).await?,
@@ -188,6 +204,7 @@ impl GpuBert {
             kernels,
             uniforms,
             activations: Mutex::new(None),
+            precision,
             config,
             ctx: ctx.clone(),
         })
@@ -197,12 +214,35 @@ impl GpuBert {
         &self.config
     }
 
+    /// How the linears' weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The device the model lives on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
     /// Embeds token id sequences (special tokens included, as
     /// `quiver_encoder::Encoder::tokenize` gives them) as one right-padded batch: the
     /// encoder, `pooling` over each sequence's real tokens and, if `normalize`, L2
     /// normalisation all run on the GPU; returns `[sequences, hidden]` row-major. A batch
     /// too large for the device's limits runs as several passes.
     pub async fn embed_ids(&self, sequences: &[Vec<u32>], pooling: Pooling, normalize: bool) -> Result<Vec<f32>> {
+        let embedded = self.embed_ids_within(sequences, pooling, normalize, None).await?;
+        Ok(embedded.expect("no timeout, so never timed out"))
+    }
+
+    /// As [`GpuBert::embed_ids`], but gives up waiting (`None`) once `timeout` has passed:
+    /// a calibration run must not take longer than its budget on a slow adapter.
+    pub async fn embed_ids_within(
+        &self,
+        sequences: &[Vec<u32>],
+        pooling: Pooling,
+        normalize: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Vec<f32>>> {
         let c = &self.config;
         if let Some(bad) = sequences.iter().find(|s| s.is_empty() || s.len() > c.max_position_embeddings) {
             return Err(GpuError::InvalidArgument {
@@ -222,11 +262,19 @@ impl GpuBert {
             .into_iter()
             .map(|range| self.submit_pass(&sequences[range], pooling, normalize))
             .collect::<Result<Vec<_>>>()?;
+        let started = web_time::Instant::now();
         let mut vectors = Vec::with_capacity(sequences.len() * c.hidden_size);
         for pass in pending {
-            vectors.extend(pass.values().await?);
+            let values = match timeout {
+                None => pass.values().await?,
+                Some(t) => match pass.values_within(t.saturating_sub(started.elapsed())).await? {
+                    Some(values) => values,
+                    None => return Ok(None),
+                },
+            };
+            vectors.extend(values);
         }
-        Ok(vectors)
+        Ok(Some(vectors))
     }
 
     /// Splits the batch, in order, into passes whose widest activation

@@ -4,10 +4,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use wgpu::util::DeviceExt;
 
-use crate::{GpuError, Result};
+use crate::{wait, GpuError, Result};
 
 /// One device and its queue. Cheap to clone: every clone shares the device.
 #[derive(Clone)]
@@ -282,23 +283,32 @@ pub struct PendingRead<T> {
     op: &'static str,
     staging: wgpu::Buffer,
     len: usize,
-    mapped: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+    mapped: Mapping,
     values: std::marker::PhantomData<T>,
 }
+
+/// A read-back buffer's mapping: its callback's result, or cancelled when it was dropped.
+pub(crate) type Mapping = futures_channel::oneshot::Receiver<MappingResult>;
+pub(crate) type MappingResult = std::result::Result<(), wgpu::BufferAsyncError>;
+pub(crate) type MappingOutcome = std::result::Result<MappingResult, futures_channel::oneshot::Canceled>;
 
 impl<T: bytemuck::Pod> PendingRead<T> {
     /// The values, once the GPU is done. Natively this blocks the calling thread until then;
     /// in the browser it yields to the event loop.
     pub async fn values(self) -> Result<Vec<T>> {
+        Ok(self.read(None).await?.expect("no timeout, so never timed out"))
+    }
+
+    /// The values if the GPU is done within `timeout`, else `None` (the work still runs to
+    /// its end; its result is dropped). For calibration runs that must stay short.
+    pub async fn values_within(self, timeout: Duration) -> Result<Option<Vec<T>>> {
+        self.read(Some(timeout)).await
+    }
+
+    async fn read(self, timeout: Option<Duration>) -> Result<Option<Vec<T>>> {
         let op = self.op;
-        // Natively the mapping callback runs inside `poll`; in the browser `poll` does
-        // nothing and the event loop runs it.
-        let polled = self.ctx.device.poll(wgpu::PollType::wait_indefinitely());
-        let mapped = self.mapped.await;
+        let Some(mapped) = wait::mapping(&self.ctx, op, self.mapped, timeout).await? else { return Ok(None) };
         self.ctx.check(op)?;
-        if let Err(e) = polled {
-            return Err(GpuError::Lost { reason: format!("{op}: {e}") });
-        }
         match mapped {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(GpuError::Lost { reason: format!("{op}: reading back failed: {e}") }),
@@ -310,7 +320,7 @@ impl<T: bytemuck::Pod> PendingRead<T> {
         let values = bytemuck::pod_collect_to_vec(&view[..bytes]);
         drop(view);
         self.staging.unmap();
-        Ok(values)
+        Ok(Some(values))
     }
 }
 

@@ -11,10 +11,14 @@ mod context;
 mod error;
 pub mod kernels;
 mod search;
+#[cfg_attr(target_arch = "wasm32", path = "wait/browser.rs")]
+#[cfg_attr(not(target_arch = "wasm32"), path = "wait/native.rs")]
+mod wait;
 
 pub use bert::GpuBert;
 pub use context::{GpuContext, PendingRead};
 pub use error::{GpuError, Result};
+pub use kernels::matmul::Precision;
 pub use search::{GpuSearch, HammingHit, Hit};
 /// The wgpu this crate is built on, for callers that bind the kernels themselves.
 pub use wgpu;

@@ -9,7 +9,7 @@ use quiver_gpu::kernels::attention::{Attention, AttentionParams};
 use quiver_gpu::kernels::layer_norm::{LayerNorm, LayerNormParams};
 use quiver_gpu::kernels::matmul::{Matmul, MatmulParams};
 use quiver_gpu::kernels::pooling::{Pooling as Pool, PoolingParams};
-use quiver_gpu::{wgpu, GpuContext};
+use quiver_gpu::{wgpu, GpuContext, Precision};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -71,7 +71,7 @@ fn gpu_matmul(
     bias: &[f32],
     [m, n, k]: [usize; 3],
 ) -> Vec<f32> {
-    let matmul = pollster::block_on(Matmul::new(ctx, activation)).unwrap();
+    let matmul = pollster::block_on(Matmul::new(ctx, activation, Precision::F32)).unwrap();
     let out = ctx.empty_storage_buffer("out", (m * n * 4) as u64).unwrap();
     let params = ctx.uniform_buffer("params", &MatmulParams::new(m, n, k));
     let bind_group = matmul.bind(ctx, [&buffer(ctx, input), &buffer(ctx, weight), &buffer(ctx, bias), &out, &params]);

@@ -22,6 +22,13 @@ fn every_kernel_validates() {
         assert!(module.entry_points.iter().any(|e| e.name == "main"), "{name} has no entry point main");
         checked.push(name);
     }
+    // matmul.wgsl's f16-weight variant, as the device with `shader-f16` gets it.
+    let f16 = quiver_gpu::kernels::matmul::source(quiver_gpu::Precision::F16);
+    let module = naga::front::wgsl::parse_str(&f16)
+        .unwrap_or_else(|e| panic!("matmul.wgsl with f16 weights does not parse:\n{}", e.emit_to_string(&f16)));
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("matmul.wgsl with f16 weights is not valid:\n{}", e.emit_to_string(&f16)));
     checked.sort();
     assert_eq!(
         checked,

@@ -8,6 +8,37 @@ use crate::context::workgroups;
 use crate::{GpuContext, GpuError, Result};
 
 const SOURCE: &str = include_str!("matmul.wgsl");
+/// The declaration [`source`] retypes for f16 weights.
+const F32_WEIGHTS: &str = "var<storage, read> weight: array<vec4<f32>>;";
+const F16_WEIGHTS: &str = "var<storage, read> weight: array<vec4<f16>>;";
+
+/// How the weights are stored on the GPU; activations and sums are f32 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    /// Half the memory and bandwidth; needs the device's `shader-f16`.
+    F16,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+/// The kernel's WGSL for weights stored in `precision`.
+pub fn source(precision: Precision) -> String {
+    match precision {
+        Precision::F32 => SOURCE.to_owned(),
+        Precision::F16 => {
+            assert!(SOURCE.contains(F32_WEIGHTS), "matmul.wgsl declares its weights as {F32_WEIGHTS}");
+            format!("enable f16;\n{}", SOURCE.replace(F32_WEIGHTS, F16_WEIGHTS))
+        }
+    }
+}
 /// Rows and columns of `out` per workgroup.
 const TILE: usize = 64;
 
@@ -32,15 +63,20 @@ pub struct Matmul {
 }
 
 impl Matmul {
-    /// The product with `activation` applied after the bias (none for `None`).
-    pub async fn new(ctx: &GpuContext, activation: Option<Activation>) -> Result<Self> {
+    /// The product with `activation` applied after the bias (none for `None`), for weights
+    /// stored in `precision`.
+    pub async fn new(ctx: &GpuContext, activation: Option<Activation>, precision: Precision) -> Result<Self> {
         let code = match activation {
             None => 0.0,
             Some(Activation::Gelu) => 1.0,
             Some(Activation::GeluNew) => 2.0,
             Some(Activation::Relu) => 3.0,
         };
-        Ok(Matmul { pipeline: ctx.compute_pipeline("matmul", SOURCE, &[("ACTIVATION", code)]).await? })
+        if precision == Precision::F16 && !ctx.shader_f16() {
+            return Err(GpuError::Unsupported { what: "f16 weights on a device without shader-f16".into() });
+        }
+        let source = source(precision);
+        Ok(Matmul { pipeline: ctx.compute_pipeline("matmul", &source, &[("ACTIVATION", code)]).await? })
     }
 
     /// Binds `input`, `weight`, `bias`, `out` and a uniform [`MatmulParams`].

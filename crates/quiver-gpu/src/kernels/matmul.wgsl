@@ -1,6 +1,10 @@
 // out = act(input · weightᵀ + bias): input [m, k] row-major, weight [n, k] as `nn.Linear`
 // stores it, out [m, n]; k is a multiple of 4, so rows are read as vec4.
 //
+// With `shader-f16`, matmul.rs declares `weight` as vec4<f16> (half the memory and the
+// bandwidth) and enables f16; weights are widened to f32 as they are staged, so every
+// product and sum stays f32.
+//
 // Each workgroup computes a 64×64 tile of `out`, staging 64×16 slices of `input` and
 // `weight` in workgroup memory (one vec4 load per invocation each); each of its 16×16
 // invocations accumulates a 4×4 block, strided by 16 so that neighbouring invocations
@@ -91,7 +95,7 @@ fn main(
         input_tile[index] = x;
         var w = vec4<f32>();
         if (col0 + r < params.n && k0 + kk < k4) {
-            w = weight[(col0 + r) * k4 + k0 + kk];
+            w = vec4<f32>(weight[(col0 + r) * k4 + k0 + kk]);
         }
         weight_tile[index] = w;
         workgroupBarrier();
