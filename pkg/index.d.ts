@@ -61,6 +61,35 @@ export interface LoadOptions {
   workerUrl?: string | URL;
   /** Where quiver_wasm_bg.wasm is served, if a bundler moved it. */
   wasmUrl?: string | URL;
+  /**
+   * Where embeddings are computed (default "auto"): "gpu" (WebGPU) whenever it works, "cpu"
+   * (WebAssembly SIMD), or "auto", the faster of the two on this device, measured once
+   * (≤ 300 ms) per model and GPU adapter and remembered in localStorage. Without WebGPU, or
+   * when the GPU fails, the CPU runs and `info.backend.reason` says why.
+   */
+  backend?: 'auto' | 'gpu' | 'cpu';
+}
+
+export interface BackendReport {
+  requested: 'auto' | 'gpu' | 'cpu';
+  active: 'gpu' | 'cpu';
+  /** Why this backend runs, in words. */
+  reason: string;
+  /** Set when the GPU failed: E_GPU_UNAVAILABLE, E_GPU_LOST, E_GPU_KERNEL, E_GPU_LIMITS, E_GPU_UNSUPPORTED, … */
+  fallbackCode: string | null;
+  adapter: { name: string; api: string; device_type: string; driver: string; shader_f16: boolean } | null;
+  calibration: {
+    sequences: number;
+    tokensPerSequence: number;
+    cpuMs: number;
+    gpuFirstMs: number | null;
+    gpuMs: number | null;
+    totalMs: number;
+  } | null;
+  /** Whether the decision came from an earlier calibration. */
+  cached: boolean;
+  /** Adapter, weights upload and pipelines, in ms. */
+  gpuSetupMs: number | null;
 }
 
 export interface Stats {
@@ -72,6 +101,10 @@ export interface Stats {
   keyword: boolean;
   /** The engine's cache of query embeddings. */
   queryCache: { hits: number; misses: number; entries: number; capacity: number };
+  /** Where documents are embedded (search queries are embedded on the CPU). */
+  backend: BackendReport | null;
+  /** The latest `embed` or `add`: texts, milliseconds, backend. */
+  lastEmbedding: { texts: number; ms: number; backend: 'gpu' | 'cpu' } | null;
 }
 
 export interface Document {

@@ -14,6 +14,18 @@ function requireString(value, what) {
   if (typeof value !== 'string') throw new QuiverError(`${what} must be a string`, 'E_INVALID_ARGUMENT');
 }
 
+const BACKENDS = ['auto', 'gpu', 'cpu'];
+// `backend: "auto"` calibrates once per model and GPU adapter; the decisions live here.
+const DECISIONS_KEY = 'quiver-backend-decisions';
+
+function storedDecisions() {
+  try { return globalThis.localStorage?.getItem(DECISIONS_KEY) ?? ''; } catch { return ''; }
+}
+
+function storeDecisions(json) {
+  try { if (json) globalThis.localStorage?.setItem(DECISIONS_KEY, json); } catch { /* private mode: calibrate again next time */ }
+}
+
 export class Quiver {
   #worker;
   #next = 1;
@@ -53,8 +65,9 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl } = options;
+    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, backend = 'auto' } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
+    if (!BACKENDS.includes(backend)) throw new QuiverError(`backend must be one of ${BACKENDS.join(', ')}, not ${JSON.stringify(backend)}`, 'E_INVALID_ARGUMENT');
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const absolute = (url) => (typeof url === 'string' ? new URL(url, base).href : url);
@@ -67,8 +80,13 @@ export class Quiver {
     const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
     const quiver = new Quiver(worker);
     try {
-      const args = { model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm) };
-      quiver.info = await quiver.#call('load', args, onProgress);
+      const args = {
+        model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm),
+        backend, decisions: storedDecisions(),
+      };
+      const { decisions, ...info } = await quiver.#call('load', args, onProgress);
+      storeDecisions(decisions);
+      quiver.info = info;
     } catch (e) {
       quiver.dispose();
       throw e;
@@ -105,7 +123,7 @@ export class Quiver {
     return this.#call('remove', { ids });
   }
 
-  /** `{ documents, dim, model, kernels }`. */
+  /** `{ documents, dim, model, kernels, keyword, queryCache, backend, lastEmbedding }`. */
   stats() {
     return this.#call('stats', {});
   }

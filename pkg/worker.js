@@ -10,6 +10,8 @@ const WEIGHTS_FILES = ['model.safetensors', 'model.gguf'];
 const OPTIONAL_MODEL_FILES = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'quiver.json'];
 
 let engine = null;
+/** The latest embedding call: how many texts, on which backend, how long. */
+let lastEmbedding = null;
 let persistName = null;
 let ready = null;
 
@@ -116,7 +118,7 @@ function namedWeights(quiverJson) {
   return weights;
 }
 
-async function loadModel(model, useCache, progress) {
+async function loadModel(model, useCache, backend, decisions, progress) {
   const { files, name } = await modelFiles(model, OPTIONAL_MODEL_FILES, useCache, (p) => progress({ stage: 'model', ...p }));
   progress({ stage: 'compile' });
   // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
@@ -128,7 +130,8 @@ async function loadModel(model, useCache, progress) {
       hashes[path] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
     }
   }
-  return engine.loadModel(files, name, hashes);
+  progress({ stage: 'backend', backend });
+  return engine.loadModel(files, name, hashes, backend, decisions);
 }
 
 async function loadReranker(reranker, useCache, progress) {
@@ -160,15 +163,24 @@ async function persist() {
   await writable.close();
 }
 
+/** Runs an embedding call and records its time and backend for `stats`. */
+async function timed(texts, run) {
+  const started = performance.now();
+  const result = await run();
+  lastEmbedding = { texts, ms: performance.now() - started, backend: engine.stats().backend?.active ?? 'cpu' };
+  return result;
+}
+
 const handlers = {
-  async load({ model, index, reranker, cache = true, persist: name, wasm }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm, backend = 'auto', decisions = '' }, progress) {
     const started = performance.now();
     ready ??= init({ module_or_path: wasm });
     await ready;
     engine?.dispose();
     engine = new Engine();
     persistName = name ?? null;
-    const modelInfo = await loadModel(model, cache, progress);
+    lastEmbedding = null;
+    const loaded = await loadModel(model, cache, backend, decisions, progress);
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
     let indexBytes = persistName ? await loadPersisted(persistName) : null;
     const restored = Boolean(indexBytes);
@@ -179,14 +191,18 @@ const handlers = {
         : await toBytes(index);
     }
     if (indexBytes) engine.loadIndex(indexBytes); else engine.newIndex();
-    return { model: modelInfo, restored, loadMs: performance.now() - started, ...engine.stats() };
+    return { model: loaded.model, decisions: loaded.decisions, restored, loadMs: performance.now() - started, ...engine.stats() };
   },
   search: ({ query, options }) => engine.search(query, options),
   searchVector: ({ vector, options }) => engine.searchVector(vector, options),
-  embed: ({ texts, kind }) => engine.embed(texts, kind ?? 'document'),
-  async add({ docs }) { const n = engine.add(docs); await persist(); return n; },
+  embed: ({ texts, kind }) => timed(texts.length, () => engine.embed(texts, kind ?? 'document')),
+  async add({ docs }) {
+    const n = await timed(Array.isArray(docs) ? docs.length : 0, () => engine.add(docs));
+    await persist();
+    return n;
+  },
   async remove({ ids }) { const n = engine.remove(ids); await persist(); return n; },
-  stats: () => engine.stats(),
+  stats: () => ({ ...engine.stats(), lastEmbedding }),
   indexBytes: () => engine.indexBytes(),
   dispose() { engine?.dispose(); engine = null; return true; },
   async clearCache() {

@@ -5,6 +5,9 @@
 //   transformers.js fp32 and q8 (its model_quantized.onnx);
 //   cold start (empty cache) and warm start, page load → first query embedded, median of 5;
 //   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus;
+//   WebGPU: Quiver's GPU backend next to transformers.js `device: 'webgpu'` on the same
+//   adapter (headless Chromium's is SwiftShader, software: fewer texts and one run; only
+//   the ratio between the two says anything), and Quiver's `auto` calibration;
 //   query latency p50/p95 at 10k and 100k documents, exact and binary + rescore;
 //   size of the .wasm, raw and gzipped.
 // Writes artifacts/bench-browser.json and prints a table. Ratios matter, not absolutes.
@@ -38,13 +41,21 @@ const texts = readFileSync(corpusFile, 'utf8').split('\n').filter(Boolean).slice
 const tmp = join(tmpdir(), `quiver-bench-${process.pid}`);
 mkdirSync(tmp, { recursive: true });
 writeFileSync(join(tmp, 'c.jsonl'), texts.map((text, id) => JSON.stringify({ id, text })).join('\n'));
-execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--corpus', join(tmp, 'c.jsonl'),
+execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--backend', 'cpu', '--corpus', join(tmp, 'c.jsonl'),
   '--limit', '0', '--out', join(tmp, 'c.npy'), '--json', join(tmp, 'c.json')], { stdio: 'ignore' });
 const tokens256 = JSON.parse(readFileSync(join(tmp, 'c.json'))).n_tokens;
-writeFileSync(join(tmp, 'c32.jsonl'), texts.slice(0, 32).map((text, id) => JSON.stringify({ id, text })).join('\n'));
-execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--corpus', join(tmp, 'c32.jsonl'),
-  '--limit', '0', '--out', join(tmp, 'c32.npy'), '--json', join(tmp, 'c32.json')], { stdio: 'ignore' });
-const tokens32 = JSON.parse(readFileSync(join(tmp, 'c32.json'))).n_tokens;
+/** The tokens of `texts` as the model counts them (special tokens in, padding out). */
+function tokenCount(some, name) {
+  writeFileSync(join(tmp, `${name}.jsonl`), some.map((text, id) => JSON.stringify({ id, text })).join('\n'));
+  execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--backend', 'cpu',
+    '--corpus', join(tmp, `${name}.jsonl`), '--limit', '0', '--out', join(tmp, `${name}.npy`), '--json', join(tmp, `${name}.json`)],
+  { stdio: 'ignore' });
+  return JSON.parse(readFileSync(join(tmp, `${name}.json`))).n_tokens;
+}
+const tokens32 = tokenCount(texts.slice(0, 32), 'c32');
+// Software WebGPU is slow: the GPU engines embed 8 texts one by one and 64 in batches of 32.
+const GPU_TEXTS = { batch1: 8, batch32: 64 };
+const gpuTokens = { batch1: tokenCount(texts.slice(0, GPU_TEXTS.batch1), 'g1'), batch32: tokenCount(texts.slice(0, GPU_TEXTS.batch32), 'g32') };
 
 // Indexes of 10k and 100k random unit vectors (search cost does not depend on content).
 for (const n of [10_000, 100_000]) {
@@ -68,63 +79,73 @@ const home = join(tmp, 'home');
 mkdirSync(home, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+    '--enable-unsafe-webgpu'],
   env: { ...process.env, XDG_RUNTIME_DIR: home, XDG_CACHE_HOME: home, XDG_CONFIG_HOME: home },
 });
 
 // Each engine starts in a fresh page from its argument; `window.engine(batch)` embeds.
-const startQuiver = async (model) => {
+const startQuiver = async ([model, backend]) => {
   const { Quiver } = await import('/pkg/index.js');
   // No index: quantized models make vectors of their own, which an f32 index refuses.
-  const q = await Quiver.load({ model });
+  const q = await Quiver.load({ model, backend });
   await q.embed(['first query'], { kind: 'query' });
   window.engine = (batch) => q.embed(batch, { kind: 'raw' });
+  window.backend = q.info.backend;
 };
-const startTjs = async (dtype) => {
+const startTjs = async ([dtype, device]) => {
   const { pipeline, env } = await import('/peer/tjs/transformers.js');
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.localModelPath = '/peer/models/';
   env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
-  const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype, device: 'wasm' });
+  const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype, device });
   await extractor(['first query'], { pooling: 'mean', normalize: true });
   window.engine = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
 };
 const modelBytes = (dir, files) => files.reduce((sum, f) => sum + (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0), 0);
 const MINILM_FILES = ['config.json', 'tokenizer.json', 'model.safetensors', 'model.gguf'];
+const F32_BYTES = modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2'), MINILM_FILES);
+const TJS_FP32_BYTES = modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model.onnx']);
 const engines = {
-  'quiver f32': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2'), MINILM_FILES) },
-  'quiver q8_0': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2-q8_0/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
-  'quiver q4_0': { start: startQuiver, arg: '/models/all-MiniLM-L6-v2-q4_0/', bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q4_0'), MINILM_FILES) },
-  'transformers.js fp32': { start: startTjs, arg: 'fp32', peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model.onnx']) },
-  'transformers.js q8': { start: startTjs, arg: 'q8', peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
+  'quiver f32': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2/', 'cpu'], bytes: F32_BYTES },
+  'quiver q8_0': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu'], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  'quiver q4_0': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q4_0/', 'cpu'], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q4_0'), MINILM_FILES) },
+  'transformers.js fp32': { start: startTjs, arg: ['fp32', 'wasm'], peer: true, bytes: TJS_FP32_BYTES },
+  'transformers.js q8': { start: startTjs, arg: ['q8', 'wasm'], peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
+  'quiver f32 webgpu': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2/', 'gpu'], gpu: true, bytes: F32_BYTES },
+  'transformers.js fp32 webgpu': { start: startTjs, arg: ['fp32', 'webgpu'], peer: true, gpu: true, bytes: TJS_FP32_BYTES },
 };
 
 const report = { date: new Date().toISOString(), chromium: browser.version(), runs: RUNS, engines: {} };
-for (const [name, engine] of Object.entries(engines)) {
-  if (engine.peer && !haveTjs) continue;
+/** One engine's start-up times and throughput into `report.engines[name]`. */
+async function measure(name, engine) {
   const cold = [], warm = [];
-  for (let run = 0; run < RUNS; run++) {
+  const runs = engine.gpu ? 1 : RUNS;
+  const sample = engine.gpu ? GPU_TEXTS : { batch1: 32, batch32: texts.length };
+  const tokens = engine.gpu ? gpuTokens : { batch1: tokens32, batch32: tokens256 };
+  for (let run = 0; run < runs; run++) {
     const context = await browser.newContext();
     for (const series of [cold, warm]) {
       const page = await context.newPage();
       await page.goto(`${base}/web/blank.html`);
       await page.evaluate(engine.start, engine.arg);
       series.push(await page.evaluate(() => performance.now()));
-      if (series === warm && run === RUNS - 1) {
+      if (series === warm && run === runs - 1) {
         // Throughput on the last warm page: batch 1 over 32 texts, batch 32 over 256.
-        const result = await page.evaluate(async (texts) => {
+        const result = await page.evaluate(async ({ texts, sample }) => {
           const t1 = performance.now();
-          for (const t of texts.slice(0, 32)) await window.engine([t]);
+          for (const t of texts.slice(0, sample.batch1)) await window.engine([t]);
           const batch1 = performance.now() - t1;
           await window.engine(texts.slice(0, 32));
           const t2 = performance.now();
-          for (let i = 0; i < texts.length; i += 32) await window.engine(texts.slice(i, i + 32));
-          return { batch1, batch32: performance.now() - t2 };
-        }, texts);
+          for (let i = 0; i < sample.batch32; i += 32) await window.engine(texts.slice(i, i + 32));
+          return { batch1, batch32: performance.now() - t2, backend: window.backend };
+        }, { texts, sample });
         report.engines[name] = {
-          tokens_per_s_batch1: tokens32 / (result.batch1 / 1000),
-          tokens_per_s_batch32: tokens256 / (result.batch32 / 1000),
+          tokens_per_s_batch1: tokens.batch1 / (result.batch1 / 1000),
+          tokens_per_s_batch32: tokens.batch32 / (result.batch32 / 1000),
+          ...(result.backend ? { backend: result.backend } : {}),
         };
       }
       await page.close();
@@ -132,6 +153,36 @@ for (const [name, engine] of Object.entries(engines)) {
     await context.close();
   }
   Object.assign(report.engines[name], { cold_start_ms: median(cold), warm_start_ms: median(warm), model_bytes: engine.bytes });
+}
+for (const [name, engine] of Object.entries(engines)) {
+  if (engine.peer && !haveTjs) continue;
+  try {
+    await measure(name, engine);
+  } catch (e) {
+    // A peer that cannot run here (no WebGPU in this Chromium, say) gets a row saying why.
+    report.engines[name] = { error: e.message.split('\n')[0] };
+  }
+}
+const gpuRatio = (batch) => report.engines['quiver f32 webgpu']?.[batch] / report.engines['transformers.js fp32 webgpu']?.[batch];
+report.webgpu_quiver_over_tjs = { batch1: gpuRatio('tokens_per_s_batch1'), batch32: gpuRatio('tokens_per_s_batch32') };
+
+// `auto` on this browser: the calibration's cost and decision, then the cached decision.
+{
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  report.auto = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const out = [];
+    for (let i = 0; i < 2; i++) {
+      const t = performance.now();
+      const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', backend: 'auto', cache: false });
+      out.push({ load_ms: performance.now() - t, ...q.info.backend });
+      q.dispose();
+    }
+    return out;
+  });
+  await context.close();
 }
 
 // Query latency in Quiver at 10k and 100k documents.
@@ -176,6 +227,7 @@ console.log(`Chromium ${report.chromium}, median of ${RUNS}`);
 console.log('| engine | model MB | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 |');
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const [name, e] of Object.entries(report.engines)) {
+  if (e.error) { console.log(`| ${name} | failed: ${e.error} |||||`); continue; }
   console.log(`| ${name} | ${(e.model_bytes / 1e6).toFixed(1)} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} |`);
 }
 console.log('\n| documents | strategy | p50 ms | p95 ms |  (text query: embed + search)');
@@ -183,4 +235,6 @@ console.log('|---:|---|---:|---:|');
 for (const [n, byStrategy] of Object.entries(report.latency)) {
   for (const [s, l] of Object.entries(byStrategy)) console.log(`| ${n} | ${s} | ${l.p50_ms.toFixed(1)} | ${l.p95_ms.toFixed(1)} |`);
 }
+console.log(`\nWebGPU, Quiver ÷ transformers.js tokens/s: batch 1 ${report.webgpu_quiver_over_tjs.batch1?.toFixed(2)}, batch 32 ${report.webgpu_quiver_over_tjs.batch32?.toFixed(2)}`);
+for (const a of report.auto) console.log(`auto: ${a.active} (${a.cached ? 'cached' : 'calibrated'}), load ${a.load_ms.toFixed(0)} ms — ${a.reason}`);
 console.log(`\nwasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);

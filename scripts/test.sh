@@ -13,6 +13,11 @@ if [ ! -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; then
   printf '\n== Mesa lavapipe (a Vulkan adapter for the GPU tests)\n'
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
+# The Vulkan loader and Mesa want a runtime folder; containers often have none.
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  export XDG_RUNTIME_DIR
+fi
 printf '\n== formatting\n'
 cargo fmt --all -- --check
 printf '\n== tests\n'

@@ -17,6 +17,8 @@ const PRESET_NAME = PRESETS[params.get('model')] ? params.get('model') : 'englis
 const PRESET = PRESETS[PRESET_NAME];
 const MODEL = PRESETS[params.get('model')] ? PRESET.model : params.get('model') ?? PRESET.model;
 const INDEX = params.get('index') ?? PRESET.index;
+// ?backend=gpu|cpu forces one; auto (default) calibrates once per device.
+const BACKEND = params.get('backend') ?? 'auto';
 
 let quiver = null;
 let pending = null;
@@ -77,6 +79,14 @@ async function search() {
   }
 }
 
+/** Which backend embeds, on what, and why (calibration times, or the GPU's failure). */
+function showBackend(report, kernels) {
+  const adapter = report?.adapter ? ` · ${report.adapter.name}` : '';
+  $('backend').textContent = report?.active === 'gpu' ? `GPU · WebGPU${adapter}` : `CPU · wasm ${kernels}`;
+  $('backend').dataset.backend = report?.active ?? 'cpu';
+  $('backend-reason').textContent = report?.reason ?? '';
+}
+
 function scheduleSearch() {
   clearTimeout(pending);
   pending = setTimeout(search, 120);
@@ -103,11 +113,13 @@ async function main() {
       model: MODEL,
       index: INDEX,
       persist: params.get('persist') ?? PRESET.persist,
+      backend: BACKEND,
       onProgress: (p) => {
         const file = p.file?.split('/').pop();
         const wire = p.wire ? `, ${(p.wire / 1e6).toFixed(1)} MB over the wire` : '';
         if (p.stage === 'model' && p.total) setStatus(`Loading the model (${file})… ${(p.loaded / 1e6).toFixed(1)} of ${(p.total / 1e6).toFixed(1)} MB${wire}${p.cached ? ' (cached)' : ''}`);
         if (p.stage === 'compile') setStatus('Preparing the model…');
+        if (p.stage === 'backend') setStatus(p.backend === 'cpu' ? 'Preparing the model…' : 'Checking the GPU…');
         if (p.stage === 'index') setStatus('Loading the catalogue…');
       },
     });
@@ -117,7 +129,7 @@ async function main() {
     return;
   }
   const info = quiver.info;
-  $('backend').textContent = `CPU · wasm ${info.kernels}`;
+  showBackend(info.backend, info.kernels);
   $('load-time').textContent = `${(performance.now() - started).toFixed(0)} ms`;
   $('count').textContent = info.documents;
   $('q').disabled = false;
@@ -134,6 +146,10 @@ async function main() {
     try {
       const count = await quiver.add([{ id, text: `${title}. ${description}`, metadata: { title, description, category: 'Added here' } }]);
       $('count').textContent = count;
+      const { lastEmbedding } = await quiver.stats();
+      if (lastEmbedding) {
+        $('embedding').textContent = `${lastEmbedding.texts} text on the ${lastEmbedding.backend.toUpperCase()} in ${lastEmbedding.ms.toFixed(1)} ms`;
+      }
       setStatus(`Added “${title}”.`);
       event.target.reset();
       if ($('q').value.trim()) search();

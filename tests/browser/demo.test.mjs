@@ -56,6 +56,9 @@ async function typeQuery(page, text) {
 test('search by meaning, filter, toggle binary search, match the native CLI', async () => {
   const page = await openDemo();
   assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
+  // backend: auto — the panel says which backend embeds, and why.
+  assert.match(await page.textContent('#backend'), /^(CPU · wasm|GPU · WebGPU)/);
+  assert.match(await page.textContent('#backend-reason'), /calibrat|fell back|no GPU/);
   await typeQuery(page, 'pink velvet armchair with brass legs');
   assert.equal((await resultIds(page))[0], 'abigail-lounge-chair');
 
@@ -199,6 +202,83 @@ test('parity with sentence-transformers inside the browser', async () => {
   });
   console.log(`browser parity: worst cosine ${worst.toFixed(7)} over ${reference.cases.length} cases`);
   await page.close();
+});
+
+test('WebGPU on SwiftShader: GPU embeddings match the reference, auto calibrates once, failures fall back', async () => {
+  const reference = JSON.parse(readFileSync(join(SHARED, 'fixtures/all-MiniLM-L6-v2/reference.json'), 'utf8'));
+  // Software WebGPU is slow: a handful of short cases and the empty one.
+  const cases = reference.cases.filter((c) => c.group === 'short').slice(0, 5)
+    .concat(reference.cases.filter((c) => c.id === 'degenerate-empty'));
+  const fresh = await browser.newContext(); // a clean localStorage: no earlier decisions
+  const page = await fresh.newPage();
+  page.on('pageerror', (e) => problems.push(`webgpu page: ${e.message}`));
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async (texts) => {
+    if (!navigator.gpu || !(await navigator.gpu.requestAdapter())) return { noAdapter: true };
+    const { Quiver } = await import('/pkg/index.js');
+    const model = '/models/all-MiniLM-L6-v2/';
+    const load = async (options) => {
+      const q = await Quiver.load({ model, cache: false, ...options });
+      const vectors = (await q.embed(texts, { kind: 'raw' })).map((v) => Array.from(v));
+      const { backend, lastEmbedding } = await q.stats();
+      q.dispose();
+      return { backend, vectors, lastEmbedding };
+    };
+    const gpu = await load({ backend: 'gpu' });
+    const auto = await load({ backend: 'auto' });
+    const stored = localStorage.getItem('quiver-backend-decisions');
+    const again = await load({ backend: 'auto' });
+    const gguf = await Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', backend: 'gpu', cache: false });
+    const ggufBackend = gguf.info.backend;
+    gguf.dispose();
+    // The catalogue scanned on the GPU and on the CPU, exact and binary.
+    const onGpu = await Quiver.load({ model, index: '/data/catalogue.qvr', backend: 'gpu', cache: false });
+    const onCpu = await Quiver.load({ model, index: '/data/catalogue.qvr', backend: 'cpu', cache: false });
+    const searches = [];
+    for (const query of ['glasses for red wine', 'machine that digs deep in mines']) {
+      const [vector] = await onCpu.embed([query], { kind: 'query' });
+      for (const strategy of ['exact', 'binary']) {
+        const ids = async (q) => (await q.searchVector(vector, { k: 10, strategy })).map((r) => r.id);
+        searches.push({ query, strategy, gpu: await ids(onGpu), cpu: await ids(onCpu) });
+      }
+    }
+    const { gpuSearch, gpuSearchError } = await onGpu.stats();
+    onGpu.dispose();
+    onCpu.dispose();
+    return { gpu, auto: auto.backend, stored, again: again.backend, gguf: ggufBackend, searches, gpuSearch, gpuSearchError };
+  }, cases.map((c) => c.text));
+  await fresh.close();
+  if (out.noAdapter) {
+    assert.ok(!process.env.CI, 'CI needs a WebGPU adapter (Chromium with --enable-unsafe-webgpu gives SwiftShader)');
+    console.log('SKIPPED: no WebGPU adapter in this Chromium');
+    return;
+  }
+  const { backend } = out.gpu;
+  assert.equal(backend.active, 'gpu', backend.reason);
+  assert.equal(out.gpu.lastEmbedding.backend, 'gpu');
+  const least = backend.gpuWeights === 'f16' ? 0.999 : 0.9999;
+  let worst = 1;
+  cases.forEach((c, i) => {
+    const v = out.gpu.vectors[i];
+    const dot = v.reduce((s, x, j) => s + x * c.mean[j], 0);
+    const cos = dot / Math.sqrt(v.reduce((s, x) => s + x * x, 0) * c.mean.reduce((s, x) => s + x * x, 0));
+    worst = Math.min(worst, cos);
+    assert.ok(cos >= least, `${c.id}: cosine ${cos} on the GPU`);
+  });
+  console.log(`WebGPU (${backend.adapter.name}, ${backend.gpuWeights} weights): worst cosine ${worst.toFixed(7)} over ${cases.length} cases; set-up ${backend.gpuSetupMs.toFixed(0)} ms`);
+
+  assert.equal(out.auto.cached, false);
+  assert.ok(out.auto.calibration.totalMs <= 305, `calibration took ${out.auto.calibration.totalMs} ms`);
+  assert.ok(out.stored?.includes(backend.adapter.name), `decisions stored: ${out.stored}`);
+  assert.equal(out.again.cached, true, out.again.reason);
+  assert.equal(out.again.active, out.auto.active);
+  console.log(`WebGPU auto: ${out.auto.reason}`);
+
+  assert.equal(out.gguf.active, 'cpu');
+  assert.equal(out.gguf.fallbackCode, 'E_GPU_UNSUPPORTED', out.gguf.reason);
+
+  assert.equal(out.gpuSearch, true, `the catalogue was not searched on the GPU: ${out.gpuSearchError}`);
+  for (const { query, strategy, gpu, cpu } of out.searches) assert.deepEqual(gpu, cpu, `${strategy} "${query}"`);
 });
 
 test('bad input from JS is a clear Error, never a trap', async () => {

@@ -1,8 +1,9 @@
 //! The engine end to end on the sample catalogue: index, search by meaning, filter, save,
 //! load from bytes and from a memory map.
 
+use pollster::block_on;
 use quiver::ingest::{read_records, Fields};
-use quiver::{EmbedOptions, Engine};
+use quiver::{EmbedOptions, Embedder, Engine};
 use quiver_encoder::Encoder;
 use quiver_index::{Filter, FlatIndex, IndexConfig, SearchOptions, Strategy};
 use quiver_tests::{data_file, minilm_dir};
@@ -15,17 +16,18 @@ fn fields() -> Fields {
 fn catalogue_search_by_meaning_with_filters() {
     let encoder = Encoder::from_dir(minilm_dir()).unwrap();
     let mut index = quiver::new_index(&encoder, IndexConfig::new(encoder.dim()), None).unwrap();
+    let embedder = Embedder::cpu(encoder);
     let records = read_records(&data_file("catalogue.jsonl"), None, &fields()).unwrap();
-    let n = quiver::index_records(&encoder, &mut index, records, &EmbedOptions::default(), |_| {}).unwrap();
+    let n = block_on(quiver::index_records(&embedder, &mut index, records, &EmbedOptions::default(), |_| {})).unwrap();
     assert!(n >= 150, "{n} products");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("catalogue.qvr");
     index.save(&path).unwrap();
-    let engine = Engine::new(encoder, FlatIndex::open(&path).unwrap()).unwrap();
+    let engine = block_on(Engine::on_backend(embedder, FlatIndex::open(&path).unwrap())).unwrap();
 
     let top = |query: &str, options: &SearchOptions| -> Vec<String> {
-        engine.search(query, options).unwrap().into_iter().map(|r| r.id).collect()
+        block_on(engine.search(query, options)).unwrap().into_iter().map(|r| r.id).collect()
     };
     for strategy in [Strategy::Exact, Strategy::BinaryRescore] {
         let options = SearchOptions { k: 5, strategy, ..Default::default() };
@@ -40,7 +42,7 @@ fn catalogue_search_by_meaning_with_filters() {
         filter: Some(Filter::parse(&["price<=30", "currency=USD"]).unwrap()),
         ..Default::default()
     };
-    let results = engine.search("glasses for wine", &cheap).unwrap();
+    let results = block_on(engine.search("glasses for wine", &cheap)).unwrap();
     assert!(!results.is_empty());
     for r in &results {
         assert!(r.metadata["price"].as_f64().unwrap() <= 30.0, "{r:?}");

@@ -2,8 +2,9 @@
 //! committed in `tests/data/eval/` and the sample catalogue (English queries). What each
 //! index kind keeps of exact search's nDCG@10 is the product's promise to users.
 
+use pollster::block_on;
 use quiver::eval::{embed_set, evaluate_setups, BeirSet, Setup, SetupReport};
-use quiver::{Engine, QueryCache};
+use quiver::{Embedder, Engine, QueryCache};
 use quiver_encoder::Encoder;
 use quiver_index::{IndexConfig, SearchMode, SearchOptions, Strategy};
 use quiver_tests::{e5_dir, minilm_dir, workspace_root};
@@ -100,16 +101,19 @@ fn multilingual_catalogue_every_language_pairing() {
 fn repeated_queries_come_from_the_cache() {
     let encoder = Encoder::from_dir(minilm_dir()).unwrap();
     let mut index = quiver::new_index(&encoder, IndexConfig { keyword: true, ..IndexConfig::new(384) }, None).unwrap();
+    let embedder = Embedder::cpu(encoder);
     let records =
         ["a cocktail shaker", "a deep mining excavator", "red wine glasses"].iter().enumerate().map(|(i, t)| {
             Ok(quiver::ingest::Record { id: i.to_string(), text: t.to_string(), metadata: Default::default() })
         });
-    quiver::index_records(&encoder, &mut index, records, &Default::default(), |_| {}).unwrap();
-    let engine = Engine::new(encoder, index).unwrap();
-    let first = engine.search("glasses for wine", &SearchOptions::default()).unwrap();
+    block_on(quiver::index_records(&embedder, &mut index, records, &Default::default(), |_| {})).unwrap();
+    let engine = block_on(Engine::on_backend(embedder, index)).unwrap();
+    let first = block_on(engine.search("glasses for wine", &SearchOptions::default())).unwrap();
     let again =
-        engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Hybrid, ..Default::default() }).unwrap();
-    engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Keyword, ..Default::default() }).unwrap();
+        block_on(engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Hybrid, ..Default::default() }))
+            .unwrap();
+    block_on(engine.search("glasses for wine", &SearchOptions { mode: SearchMode::Keyword, ..Default::default() }))
+        .unwrap();
     assert_eq!(first[0].id, "2");
     assert_eq!(again[0].id, "2");
     let stats = engine.cache.stats();

@@ -1,14 +1,19 @@
+//! `quiver bench`: CPU against GPU over batch sizes and sequence lengths, search latency,
+//! calibration and first-batch costs.
+//!
 //! `quiver bench-embed`: the peers harness's `QUIVER_BENCH` interface
 //! (`../shared/peers/README.md`): length-sorted batches, one untimed warm-up batch, one
 //! timed pass; float32 `[N, dim]` .npy in corpus order and a JSON summary.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use quiver::encoder::{Encoder, TextKind};
+use quiver::encoder::{Encoder, ModelFiles, TextKind};
+use quiver::index::{Document, FlatIndex, IndexConfig, SearchOptions, Strategy};
+use quiver::{Backend, BackendChoice, DecisionCache, Embedder, GpuScan};
 use serde_json::json;
 
 #[derive(Args)]
@@ -31,15 +36,13 @@ pub struct BenchEmbedArgs {
     out: PathBuf,
     #[arg(long)]
     json: PathBuf,
+    #[command(flatten)]
+    backend: crate::BackendArgs,
 }
 
-pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
-    }
-    let encoder = Encoder::from_dir(&args.model)?;
-    let file = std::fs::File::open(&args.corpus).with_context(|| format!("opening {}", args.corpus.display()))?;
+/// The texts of a JSON Lines corpus of {"text"}, the first `limit` (0: all).
+fn read_corpus(path: &Path, limit: usize) -> Result<Vec<String>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut texts = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line?;
@@ -48,13 +51,24 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
         }
         let v: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("corpus line {}", i + 1))?;
         texts.push(v["text"].as_str().with_context(|| format!("corpus line {} has no text", i + 1))?.to_owned());
-        if args.limit > 0 && texts.len() == args.limit {
+        if limit > 0 && texts.len() == limit {
             break;
         }
     }
     if texts.is_empty() {
-        bail!("{} holds no texts", args.corpus.display());
+        bail!("{} holds no texts", path.display());
     }
+    Ok(texts)
+}
+
+pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(t).build_global();
+    }
+    let embedder = crate::load_embedder(&args.model, &Default::default(), args.backend)?;
+    let encoder = embedder.encoder();
+    let texts = read_corpus(&args.corpus, args.limit)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let n_tokens: usize = refs
         .iter()
@@ -65,10 +79,11 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
     let mut by_len: Vec<usize> = (0..refs.len()).collect();
     by_len.sort_by_key(|&i| std::cmp::Reverse(refs[i].len()));
     let warm: Vec<&str> = by_len.iter().take(args.batch_size).map(|&i| refs[i]).collect();
-    encoder.embed(&warm, TextKind::Raw, args.batch_size)?;
+    let options = quiver::EmbedOptions { kind: TextKind::Raw, batch_size: args.batch_size, ..Default::default() };
+    pollster::block_on(embedder.embed(&warm, &options))?;
 
     let started = Instant::now();
-    let vectors = encoder.embed(&refs, TextKind::Raw, args.batch_size)?;
+    let vectors = pollster::block_on(embedder.embed(&refs, &options))?;
     let seconds = started.elapsed().as_secs_f64();
 
     let file = std::fs::File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -76,7 +91,8 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
     let threads = args.threads.or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()));
     let report = json!({
         "peer": "quiver",
-        "variant": "cpu-f32",
+        "variant": format!("{}-f32", embedder.active()),
+        "backend": embedder.report(),
         "n_docs": texts.len(),
         "n_tokens": n_tokens,
         "seconds": seconds,
@@ -97,4 +113,286 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
         n_tokens as f64 / seconds
     );
     Ok(())
+}
+
+/// `quiver bench`: the same shapes on the CPU and on the GPU, side by side.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// cpu, gpu or both.
+    #[arg(long, value_enum, default_value = "both")]
+    backend: BenchBackend,
+    /// Batch sizes (sequences per forward pass).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,128")]
+    batch_sizes: Vec<usize>,
+    /// Sequence lengths in tokens (special tokens included).
+    #[arg(long, value_delimiter = ',', default_value = "16,64,128,256")]
+    seq_lens: Vec<usize>,
+    /// Timed runs per shape, after one untimed; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// A shape whose run is expected to take longer than this is skipped (and says so):
+    /// a software adapter such as lavapipe would otherwise take hours.
+    #[arg(long, default_value_t = 10.0)]
+    max_seconds_per_shape: f64,
+    /// Also embed this corpus (JSON Lines of {"text"}) in batches of 32.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// Rows of the random unit-vector index searched (exact and binary scans).
+    #[arg(long, default_value_t = 100_000)]
+    search_rows: usize,
+    /// Queries timed per search strategy.
+    #[arg(long, default_value_t = 50)]
+    queries: usize,
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Write the report here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchBackend {
+    Cpu,
+    Gpu,
+    Both,
+}
+
+/// One backend's run of one shape.
+#[derive(serde::Serialize)]
+struct ShapeRun {
+    backend: Backend,
+    batch: usize,
+    seq: usize,
+    ms_per_batch: Option<f64>,
+    tokens_per_s: Option<f64>,
+    skipped: Option<String>,
+}
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let files = ModelFiles::read_dir(&args.model)?;
+    let mut backends = Vec::new();
+    let mut setup = serde_json::Map::new();
+    if args.backend != BenchBackend::Gpu {
+        let started = Instant::now();
+        let embedder = Embedder::cpu(Encoder::load(&files)?);
+        setup.insert("cpu_load_ms".into(), json!(ms(started.elapsed())));
+        backends.push(embedder);
+    }
+    if args.backend != BenchBackend::Cpu {
+        // A fresh decision cache: calibration runs now, so its cost is measured.
+        let auto = pollster::block_on(Embedder::new(
+            Encoder::load(&files)?,
+            &files,
+            BackendChoice::Auto,
+            &mut DecisionCache::default(),
+        ));
+        setup.insert("auto".into(), serde_json::to_value(auto.report())?);
+        drop(auto);
+        let gpu = pollster::block_on(Embedder::new(
+            Encoder::load(&files)?,
+            &files,
+            BackendChoice::Gpu,
+            &mut DecisionCache::default(),
+        ));
+        let report = gpu.report();
+        setup.insert("gpu".into(), serde_json::to_value(&report)?);
+        if report.active == Backend::Gpu {
+            backends.push(gpu);
+        } else {
+            eprintln!("no GPU run: {}", report.reason);
+        }
+    }
+    let encoder = Encoder::load(&files)?;
+    let sample = sample_ids(&encoder, args.seq_lens.iter().copied().max().unwrap_or(16))?;
+
+    let mut shapes = Vec::new();
+    let mut first_batch = serde_json::Map::new();
+    let mut corpus_runs = Vec::new();
+    for embedder in &backends {
+        let backend = embedder.active();
+        // The very first batch after loading: lazily compiled pipelines, cold caches.
+        let started = Instant::now();
+        pollster::block_on(embedder.embed_ids(&[sample[..16.min(sample.len())].to_vec()], 1))?;
+        first_batch.insert(backend.to_string(), json!(ms(started.elapsed())));
+        let mut tokens_per_s: Option<f64> = None;
+        for &seq in &args.seq_lens {
+            for &batch in &args.batch_sizes {
+                let ids = shape(&sample, seq, batch)?;
+                let tokens = (seq * batch) as f64;
+                let expected = tokens_per_s.map(|rate| tokens / rate * (args.repeats + 1) as f64);
+                if let Some(seconds) = expected.filter(|&s| s > args.max_seconds_per_shape) {
+                    let skipped =
+                        Some(format!("expected {seconds:.0} s at {:.0} tokens/s", tokens_per_s.unwrap_or(0.0)));
+                    shapes.push(ShapeRun { backend, batch, seq, ms_per_batch: None, tokens_per_s: None, skipped });
+                    continue;
+                }
+                pollster::block_on(embedder.embed_ids(&ids, batch))?;
+                let mut times = Vec::new();
+                for _ in 0..args.repeats.max(1) {
+                    let started = Instant::now();
+                    pollster::block_on(embedder.embed_ids(&ids, batch))?;
+                    times.push(ms(started.elapsed()));
+                }
+                let median = median(&mut times);
+                let rate = tokens / (median / 1e3);
+                tokens_per_s = Some(rate);
+                eprintln!("{backend} seq {seq:>3} batch {batch:>3}: {median:>9.2} ms/batch {rate:>9.0} tokens/s");
+                shapes.push(ShapeRun {
+                    backend,
+                    batch,
+                    seq,
+                    ms_per_batch: Some(median),
+                    tokens_per_s: Some(rate),
+                    skipped: None,
+                });
+            }
+        }
+        if let Some(corpus) = &args.corpus {
+            let texts = read_corpus(corpus, 0)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let options = quiver::EmbedOptions { kind: TextKind::Raw, ..Default::default() };
+            let started = Instant::now();
+            pollster::block_on(embedder.embed(&refs, &options))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let tokens: usize =
+                refs.iter().map(|t| encoder.tokenize(t, TextKind::Raw).map_or(0, |ids| ids.len())).sum();
+            eprintln!(
+                "{backend} corpus: {} docs in {seconds:.2} s, {:.0} tokens/s",
+                texts.len(),
+                tokens as f64 / seconds
+            );
+            corpus_runs.push(json!({
+                "backend": backend, "docs": texts.len(), "tokens": tokens, "seconds": seconds,
+                "tokens_per_s": tokens as f64 / seconds, "docs_per_s": texts.len() as f64 / seconds,
+            }));
+        }
+    }
+    let search = search_latency(&args, encoder.dim(), backends.iter().find(|e| e.active() == Backend::Gpu))?;
+    let report = json!({
+        "model": encoder.id(),
+        "versions": { "quiver": env!("CARGO_PKG_VERSION") },
+        "cpu": {
+            "threads": rayon::current_num_threads(),
+            "index_kernels": quiver::index::kernels::best().name(),
+        },
+        "setup": setup,
+        "first_batch_ms": first_batch,
+        "shapes": shapes,
+        "gpu_over_cpu": ratios(&shapes),
+        "corpus": corpus_runs,
+        "search": search,
+    });
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report → {}", path.display());
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// A token sequence as long as the model takes to cut shapes from: a sample text repeated,
+/// truncated, then `[SEP]`.
+fn sample_ids(encoder: &Encoder, at_least: usize) -> Result<Vec<u32>> {
+    let sentence = "Quiver embeds the catalogue on the device: hiking boots, rain jackets, \
+        espresso machines and a cast-iron pan, each described in a sentence or two. ";
+    let text = sentence.repeat(at_least / 8 + 1);
+    Ok(encoder.tokenize(&text, TextKind::Raw)?)
+}
+
+/// `batch` copies of a sequence of exactly `seq` tokens (`[CLS] … [SEP]`).
+fn shape(sample: &[u32], seq: usize, batch: usize) -> Result<Vec<Vec<u32>>> {
+    if seq < 2 || seq > sample.len() {
+        bail!("sequence length {seq} must be 2 to {} (the model's maximum)", sample.len());
+    }
+    let mut ids = sample[..seq - 1].to_vec();
+    ids.push(*sample.last().expect("a sample has [SEP]"));
+    Ok(vec![ids; batch])
+}
+
+/// GPU tokens/s over CPU tokens/s, shape by shape where both ran.
+fn ratios(shapes: &[ShapeRun]) -> Vec<serde_json::Value> {
+    let rate = |backend, run: &ShapeRun| {
+        shapes
+            .iter()
+            .find(|s| s.backend == backend && s.batch == run.batch && s.seq == run.seq)
+            .and_then(|s| s.tokens_per_s)
+    };
+    shapes
+        .iter()
+        .filter(|s| s.backend == Backend::Cpu)
+        .filter_map(|run| {
+            let (cpu, gpu) = (rate(Backend::Cpu, run)?, rate(Backend::Gpu, run)?);
+            Some(json!({ "batch": run.batch, "seq": run.seq, "ratio": gpu / cpu }))
+        })
+        .collect()
+}
+
+/// Median latency of exact and binary scans of a random unit-vector index, on the CPU and
+/// (with `gpu`) on the GPU; and whether both found the same rows.
+fn search_latency(args: &BenchArgs, dim: usize, gpu: Option<&Embedder>) -> Result<serde_json::Value> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut unit = |n: usize| -> Vec<f32> {
+        let mut v: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        v.chunks_exact_mut(dim).for_each(quiver::index::quantize::l2_normalize);
+        v
+    };
+    let vectors = unit(args.search_rows);
+    let mut index = FlatIndex::new(IndexConfig::new(dim))?;
+    let docs: Vec<Document> = vectors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| Document { id: i.to_string(), vector: v, metadata: serde_json::Value::Null, text: None })
+        .collect();
+    index.upsert(&docs)?;
+    index.retrain_thresholds();
+    let queries = unit(args.queries.max(1));
+    let scan = match gpu.and_then(Embedder::gpu_context) {
+        Some(ctx) => Some(pollster::block_on(GpuScan::new(ctx, &index))?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for strategy in [Strategy::Exact, Strategy::Binary] {
+        let options = SearchOptions { k: args.k, strategy, ..Default::default() };
+        let mut cpu_times = Vec::new();
+        let mut cpu_hits = Vec::new();
+        for q in queries.chunks_exact(dim) {
+            let started = Instant::now();
+            cpu_hits.push(index.search(q, &options)?);
+            cpu_times.push(ms(started.elapsed()));
+        }
+        let mut row = json!({
+            "strategy": format!("{strategy:?}").to_lowercase(),
+            "rows": args.search_rows, "k": args.k, "queries": args.queries.max(1),
+            "cpu_ms": median(&mut cpu_times),
+        });
+        if let Some(scan) = &scan {
+            pollster::block_on(scan.search(&index, &queries[..dim], &options))?;
+            let (mut times, mut same) = (Vec::new(), 0);
+            for (q, want) in queries.chunks_exact(dim).zip(&cpu_hits) {
+                let started = Instant::now();
+                let got = pollster::block_on(scan.search(&index, q, &options))?;
+                times.push(ms(started.elapsed()));
+                same += usize::from(got.iter().map(|h| h.row).eq(want.iter().map(|h| h.row)));
+            }
+            row["gpu_ms"] = json!(median(&mut times));
+            row["gpu_same_rows"] = json!(format!("{same}/{}", cpu_hits.len()));
+        }
+        eprintln!("search {row}");
+        out.push(row);
+    }
+    Ok(json!(out))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }

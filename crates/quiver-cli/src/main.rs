@@ -20,7 +20,7 @@ use quiver::index::{
     Filter, FlatIndex, Fusion, IndexConfig, Metric, Rescore, SearchMode, SearchOptions, Strategy, ThresholdKind,
 };
 use quiver::ingest::{read_records, Fields, Format, Record};
-use quiver::{EmbedOptions, Engine};
+use quiver::{BackendChoice, DecisionCache, EmbedOptions, Embedder, Engine};
 use serde_json::{json, Value};
 
 // The encoder allocates large short-lived tensors; glibc's malloc returns them to the OS and
@@ -74,6 +74,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         #[command(flatten)]
+        backend: BackendArgs,
+        #[command(flatten)]
         input: InputArgs,
         #[arg(long)]
         output: PathBuf,
@@ -90,6 +92,8 @@ enum Command {
         model: Option<PathBuf>,
         #[command(flatten)]
         overrides: OverrideArgs,
+        #[command(flatten)]
+        backend: BackendArgs,
         #[command(flatten)]
         input: OptionalInputArgs,
         #[arg(long)]
@@ -115,6 +119,8 @@ enum Command {
         index: PathBuf,
         #[arg(long)]
         model: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
         #[command(flatten)]
         input: InputArgs,
         #[command(flatten)]
@@ -147,6 +153,9 @@ enum Command {
     },
     /// Embedding throughput on a corpus, in the peers harness's protocol.
     BenchEmbed(bench::BenchEmbedArgs),
+    /// CPU against GPU: tokens/s and ms per batch over batch sizes and sequence lengths,
+    /// search latency, calibration and first-batch costs, the adapter; a JSON report.
+    Bench(bench::BenchArgs),
     /// Retrieval quality on a judged BEIR folder: nDCG, recall, MRR, precision at k.
     Eval(eval::EvalArgs),
     /// Similarity distributions, near-duplicates, degenerate texts; explain one query.
@@ -160,6 +169,19 @@ struct ModelArgs {
     model: PathBuf,
     #[command(flatten)]
     overrides: OverrideArgs,
+}
+
+/// Where embeddings are computed.
+#[derive(Args, Clone, Copy)]
+struct BackendArgs {
+    /// gpu, cpu or auto (the faster here: measured once per model and adapter, ≤ 300 ms,
+    /// and cached). Without a working GPU the CPU runs, and says why.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+}
+
+fn parse_backend(s: &str) -> Result<BackendChoice, String> {
+    s.parse().map_err(|e: quiver::EngineError| e.to_string())
 }
 
 #[derive(Args, Clone, Default)]
@@ -340,6 +362,8 @@ struct SearchArgs {
     /// Model folder (default: models/<name of the index's model>).
     #[arg(long)]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    backend: BackendArgs,
     #[arg(long, default_value_t = 10)]
     k: usize,
     #[arg(long, value_enum, default_value = "exact")]
@@ -402,11 +426,14 @@ fn run(command: Command) -> Result<()> {
             println!("{}: {to}, {:.1} MB", output.display(), size as f64 / 1e6);
             Ok(())
         }
-        Command::Encode { model, input, output, prefix, embed } => encode(model, input, output, prefix, embed),
-        Command::Index { model, overrides, input, output, vectors, metric, threshold, no_keyword, embed } => {
+        Command::Encode { model, backend, input, output, prefix, embed } => {
+            encode(model, backend, input, output, prefix, embed)
+        }
+        Command::Index { model, overrides, backend, input, output, vectors, metric, threshold, no_keyword, embed } => {
             build_index(
                 model,
                 overrides,
+                backend,
                 input,
                 output,
                 vectors,
@@ -427,7 +454,7 @@ fn run(command: Command) -> Result<()> {
                 embed,
             )
         }
-        Command::Add { index, model, input, embed } => add(index, model, input, embed),
+        Command::Add { index, model, backend, input, embed } => add(index, model, backend, input, embed),
         Command::Remove { index, ids } => {
             let mut idx = FlatIndex::open(&index)?;
             idx.remove(&ids)?;
@@ -451,12 +478,13 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::BenchEmbed(args) => bench::bench_embed(args),
+        Command::Bench(args) => bench::bench(args),
         Command::Eval(args) => eval::eval(args),
         Command::Diagnose(args) => diagnose::diagnose(args),
     }
 }
 
-fn overrides(args: &OverrideArgs) -> Result<Overrides> {
+fn quiver_overrides(args: &OverrideArgs) -> Result<Overrides> {
     let mut prefixes = match &args.prefix_preset {
         Some(name) => {
             Some(Prefixes::preset(name).with_context(|| format!("unknown prefix preset {name:?} (e5, bge, none)"))?)
@@ -478,9 +506,31 @@ fn overrides(args: &OverrideArgs) -> Result<Overrides> {
 fn load_encoder(dir: &Path, args: &OverrideArgs) -> Result<Encoder> {
     let started = Instant::now();
     let files = quiver::encoder::ModelFiles::read_dir(dir)?;
-    let encoder = Encoder::load_with(&files, &overrides(args)?)?;
+    let encoder = Encoder::load_with(&files, &quiver_overrides(args)?)?;
     eprintln!("loaded {} ({} dims) in {:.2?}", encoder.id(), encoder.dim(), started.elapsed());
     Ok(encoder)
+}
+
+/// The encoder on the backend `args` asks for; `auto` decisions are cached in
+/// [`DecisionCache::default_path`]. Prints which backend runs and why.
+fn load_embedder(dir: &Path, overrides: &OverrideArgs, args: BackendArgs) -> Result<Embedder> {
+    let files = ModelFiles::read_dir(dir)?;
+    let started = Instant::now();
+    let encoder = Encoder::load_with(&files, &quiver_overrides(overrides)?)?;
+    eprintln!("loaded {} ({} dims) in {:.2?}", encoder.id(), encoder.dim(), started.elapsed());
+    let path = DecisionCache::default_path();
+    let mut decisions = path.as_deref().map(DecisionCache::load).unwrap_or_default();
+    let before = decisions.clone();
+    let embedder = pollster::block_on(Embedder::new(encoder, &files, args.backend, &mut decisions));
+    if let (Some(path), true) = (&path, decisions != before) {
+        if let Err(e) = decisions.save(path) {
+            eprintln!("warning: the backend decision was not cached: {e}");
+        }
+    }
+    let report = embedder.report();
+    let adapter = report.adapter.as_ref().map(|a| format!(" on {} ({}, {})", a.name, a.api, a.device_type));
+    eprintln!("backend: {}{} — {}", report.active, adapter.unwrap_or_default(), report.reason);
+    Ok(embedder)
 }
 
 fn progress_bar(len: Option<u64>, what: &str) -> ProgressBar {
@@ -504,8 +554,15 @@ fn count_records(path: &Path, fields: &FieldArgs) -> Option<u64> {
     Some(records.count() as u64)
 }
 
-fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixChoice, embed: EmbedArgs) -> Result<()> {
-    let encoder = load_encoder(&model.model, &model.overrides)?;
+fn encode(
+    model: ModelArgs,
+    backend: BackendArgs,
+    input: InputArgs,
+    output: PathBuf,
+    prefix: PrefixChoice,
+    embed: EmbedArgs,
+) -> Result<()> {
+    let embedder = load_embedder(&model.model, &model.overrides, backend)?;
     let kind = match prefix {
         PrefixChoice::None => TextKind::Raw,
         PrefixChoice::Query => TextKind::Query,
@@ -518,7 +575,7 @@ fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixCho
     let raw = tempfile::tempfile()?;
     let mut raw_out = std::io::BufWriter::new(&raw);
     let records = read_records(&input.input, input.fields.format, &input.fields.fields())?;
-    let rows = quiver::embed_records(&encoder, records, &options, |step, vectors| {
+    let rows = pollster::block_on(quiver::embed_records(&embedder, records, &options, |step, vectors| {
         let bytes: Vec<u8> = vectors.data.iter().flat_map(|x| x.to_le_bytes()).collect();
         raw_out.write_all(&bytes).map_err(|source| quiver::EngineError::Io {
             op: "write",
@@ -527,11 +584,11 @@ fn encode(model: ModelArgs, input: InputArgs, output: PathBuf, prefix: PrefixCho
         })?;
         bar.inc(step.len() as u64);
         Ok(())
-    })?;
+    }))?;
     raw_out.flush()?;
     drop(raw_out);
     bar.finish_and_clear();
-    let dim = options.dims.unwrap_or(encoder.dim());
+    let dim = options.dims.unwrap_or(embedder.encoder().dim());
     write_npy_from_raw(&raw, rows, dim, &output)?;
     eprintln!("{rows} vectors of dimension {dim} → {}", output.display());
     Ok(())
@@ -561,6 +618,7 @@ fn now_unix() -> u64 {
 fn build_index(
     model: Option<PathBuf>,
     override_args: OverrideArgs,
+    backend: BackendArgs,
     input: OptionalInputArgs,
     output: PathBuf,
     vectors: Option<PathBuf>,
@@ -612,13 +670,14 @@ fn build_index(
     } else {
         let dir = model.context("--model is needed to embed documents (or pass --vectors FILE.npy)")?;
         let path = input.input.context("--input is needed")?;
-        let encoder = load_encoder(&dir, &override_args)?;
-        let mut index = quiver::new_index(&encoder, config, embed.dims)?;
+        let embedder = load_embedder(&dir, &override_args, backend)?;
+        let mut index = quiver::new_index(embedder.encoder(), config, embed.dims)?;
         let bar = progress_bar(count_records(&path, &input.fields), "indexing");
         let records = read_records(&path, input.fields.format, &input.fields.fields())?;
-        quiver::index_records(&encoder, &mut index, records, &embed.options(TextKind::Document), |n| {
+        let options = embed.options(TextKind::Document);
+        pollster::block_on(quiver::index_records(&embedder, &mut index, records, &options, |n| {
             bar.set_position(n as u64)
-        })?;
+        }))?;
         bar.finish_and_clear();
         index
     };
@@ -642,13 +701,20 @@ fn model_dir_for(index: &FlatIndex, given: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn add(index_path: PathBuf, model: Option<PathBuf>, input: InputArgs, embed: EmbedArgs) -> Result<()> {
+fn add(
+    index_path: PathBuf,
+    model: Option<PathBuf>,
+    backend: BackendArgs,
+    input: InputArgs,
+    embed: EmbedArgs,
+) -> Result<()> {
     let mut index = FlatIndex::open(&index_path)?;
     let dir = model_dir_for(&index, model)?;
-    let encoder = load_encoder(&dir, &OverrideArgs::default())?;
+    let embedder = load_embedder(&dir, &OverrideArgs::default(), backend)?;
     let records = read_records(&input.input, input.fields.format, &input.fields.fields())?;
     let before = index.len();
-    let n = quiver::index_records(&encoder, &mut index, records, &embed.options(TextKind::Document), |_| {})?;
+    let options = embed.options(TextKind::Document);
+    let n = pollster::block_on(quiver::index_records(&embedder, &mut index, records, &options, |_| {}))?;
     index.save(&index_path)?;
     eprintln!("{n} documents added or replaced ({} new); {} in all", index.len() - before, index.len());
     Ok(())
@@ -691,7 +757,7 @@ fn search_reranked(
     let options = search_options(args, filter);
     Ok(match cross_encoder {
         Some(cross) => quiver::search_reranked(
-            &engine.encoder,
+            engine.encoder(),
             &engine.index,
             &engine.cache,
             cross,
@@ -699,15 +765,15 @@ fn search_reranked(
             &options,
             args.rerank_top,
         )?,
-        None => engine.search(query, &options)?,
+        None => pollster::block_on(engine.search(query, &options))?,
     })
 }
 
 fn search(args: SearchArgs) -> Result<()> {
     let index = FlatIndex::open(&args.index)?;
     let dir = model_dir_for(&index, args.model.clone())?;
-    let encoder = load_encoder(&dir, &OverrideArgs::default())?;
-    let engine = Engine::new(encoder, index)?;
+    let embedder = load_embedder(&dir, &OverrideArgs::default(), args.backend)?;
+    let engine = pollster::block_on(Engine::on_backend(embedder, index))?;
     let cross_encoder = args.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
     let cli_filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;
     let stdout = std::io::stdout();

@@ -3,7 +3,7 @@
 /// Groups sequences into forward batches of at most `batch_size`, longest first; returns
 /// indices into `lengths`. A batch grows while its padding stays under a quarter of its
 /// real tokens, so mixed lengths are not all padded to the longest.
-pub(crate) fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
+pub fn length_batches(lengths: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
     let mut batches = Vec::new();

@@ -2,7 +2,7 @@
 //! multilingual-e5) on candle, with the tokenization, pooling and normalisation of
 //! sentence-transformers; and a BERT cross-encoder that re-ranks search results.
 
-mod batch;
+pub mod batch;
 mod bert;
 pub mod config;
 mod cross_encoder;
@@ -17,6 +17,7 @@ mod qmatmul;
 mod quantize;
 mod tokenize;
 
+pub use batch::length_batches;
 pub use config::{BertConfig, Pooling, Prefixes, ScoreActivation, SentenceConfig};
 pub use cross_encoder::CrossEncoder;
 pub use encoder::{Embeddings, Encoder, Overrides, TextKind};

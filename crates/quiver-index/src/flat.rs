@@ -304,6 +304,18 @@ impl FlatIndex {
         &self.thresholds
     }
 
+    /// Every row's binary code (`dim.div_ceil(64)` words each, against [`FlatIndex::thresholds`]).
+    pub fn binary_codes(&self) -> &[u64] {
+        self.bits.as_slice()
+    }
+
+    /// `query` checked (dimension, finite values) and prepared as searches use it
+    /// (normalised under the cosine metric): for scans outside this index, such as the GPU's.
+    pub fn prepared_query(&self, op: &'static str, query: &[f32]) -> Result<Vec<f32>> {
+        self.check_vector(op, query)?;
+        Ok(self.prepared(query))
+    }
+
     /// The keyword index, when the index was built with `IndexConfig::keyword`.
     pub fn keyword_index(&self) -> Option<&Bm25Index> {
         self.keyword.as_ref()

@@ -1,12 +1,16 @@
 //! Browser bindings: conversions between JS values and the engine, nothing more. Every
 //! failure reaches JS as an `Error` with a stable `code`; no input makes the module trap.
 
-use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
 use quiver::encoder::{CrossEncoder, Encoder, ModelFiles, TextKind};
 use quiver::index::{Document, Filter, FlatIndex, Fusion, IndexConfig, Rescore, SearchMode, SearchOptions, Strategy};
-use quiver::{EmbedOptions, QueryCache};
+use quiver::{BackendChoice, DecisionCache, EmbedOptions, Embedder, GpuScan, QueryCache};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -63,25 +67,39 @@ struct JsDocument {
 
 #[wasm_bindgen]
 pub struct Engine {
-    encoder: Option<Encoder>,
+    /// Shared with the futures of the async methods. Borrowed only between awaits: the
+    /// worker runs one request at a time, and a second caller gets `E_BUSY`, not a trap.
+    state: Rc<RefCell<State>>,
+}
+
+struct State {
+    embedder: Option<Rc<Embedder>>,
     index: Option<FlatIndex>,
     reranker: Option<CrossEncoder>,
     /// Query embeddings; emptied whenever the model or the index changes.
     cache: QueryCache,
+    /// The index on the GPU, uploaded on the first search that runs there; dropped
+    /// whenever the index changes.
+    scan: Option<Rc<GpuScan>>,
+    /// Why the last GPU search fell back to the CPU index, if it did.
+    scan_error: Option<String>,
     disposed: bool,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
-        Self::new()
+impl State {
+    /// Whether a vector search with `options` runs on the GPU (see `GpuScan::worth_it`).
+    fn scans_on_gpu(&self, options: &SearchOptions) -> bool {
+        let (Some(embedder), Some(index)) = (&self.embedder, &self.index) else { return false };
+        embedder.gpu_context().is_some()
+            && GpuScan::handles(options)
+            && GpuScan::worth_it(embedder.report().requested, index.len())
     }
-}
 
-#[wasm_bindgen]
-impl Engine {
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Engine {
-        Engine { encoder: None, index: None, reranker: None, cache: QueryCache::default(), disposed: false }
+    /// A new index or model: the GPU's copy of the index and the cached query vectors
+    /// (whose dimensions follow the index) are stale.
+    fn replaced(&mut self) {
+        self.scan = None;
+        self.cache.clear();
     }
 
     fn live(&self) -> Result<(), JsValue> {
@@ -92,9 +110,13 @@ impl Engine {
         }
     }
 
-    fn encoder(&self) -> Result<&Encoder, JsValue> {
+    fn embedder(&self) -> Result<&Rc<Embedder>, JsValue> {
         self.live()?;
-        self.encoder.as_ref().ok_or_else(|| error("E_NO_MODEL", "no model is loaded"))
+        self.embedder.as_ref().ok_or_else(|| error("E_NO_MODEL", "no model is loaded"))
+    }
+
+    fn encoder(&self) -> Result<&Encoder, JsValue> {
+        Ok(self.embedder()?.encoder())
     }
 
     fn index(&self) -> Result<&FlatIndex, JsValue> {
@@ -107,60 +129,127 @@ impl Engine {
         self.index.as_mut().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
     }
 
+    /// Starts an empty index (with a keyword index) for the loaded model.
+    fn new_index(&mut self) -> Result<(), JsValue> {
+        let encoder = self.encoder()?;
+        let config = IndexConfig { keyword: true, ..IndexConfig::new(encoder.dim()) };
+        let index = quiver::new_index(encoder, config, None).map_err(engine_error)?;
+        self.index = Some(index);
+        self.replaced();
+        Ok(())
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn busy() -> JsValue {
+    error("E_BUSY", "the engine is busy with another call: await each call before the next")
+}
+
+#[wasm_bindgen]
+impl Engine {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Engine {
+        let state = State {
+            embedder: None,
+            index: None,
+            reranker: None,
+            cache: QueryCache::default(),
+            scan: None,
+            scan_error: None,
+            disposed: false,
+        };
+        Engine { state: Rc::new(RefCell::new(state)) }
+    }
+
+    fn state(&self) -> Result<Ref<'_, State>, JsValue> {
+        self.state.try_borrow().map_err(|_| busy())
+    }
+
+    fn state_mut(&self) -> Result<RefMut<'_, State>, JsValue> {
+        self.state.try_borrow_mut().map_err(|_| busy())
+    }
+
     /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
     /// `hashes` may carry the sha256 (hex) of the weights (`model.safetensors` or
-    /// `model.gguf`) and `tokenizer.json`, by file name.
+    /// `model.gguf`) and `tokenizer.json`, by file name. `backend` ("gpu", "cpu" or "auto")
+    /// picks where embeddings are computed; `decisions` is the JSON of earlier `auto`
+    /// decisions (from the page's storage). Resolves to `{ model, backend, decisions }`:
+    /// the backend report and the decisions to store back.
     #[wasm_bindgen(js_name = loadModel)]
-    pub fn load_model(&mut self, files: &Object, name: &str, hashes: &JsValue) -> Result<JsValue, JsValue> {
-        self.live()?;
-        let encoder = Encoder::load(&model_files(files, name, hashes)?).map_err(engine_error)?;
-        if let Some(index) = &self.index {
+    pub fn load_model(
+        &self,
+        files: &Object,
+        name: &str,
+        hashes: &JsValue,
+        backend: &str,
+        decisions: &str,
+    ) -> Result<Promise, JsValue> {
+        self.state()?.live()?;
+        let files = model_files(files, name, hashes)?;
+        let choice = backend.parse::<BackendChoice>().map_err(engine_error)?;
+        let encoder = Encoder::load(&files).map_err(engine_error)?;
+        if let Some(index) = &self.state()?.index {
             quiver::check_model(index, &encoder).map_err(engine_error)?;
         }
-        let info = to_js(&quiver::model_info(&encoder))?;
-        self.encoder = Some(encoder);
-        self.cache.clear();
-        Ok(info)
+        let mut decisions = DecisionCache::from_json(decisions);
+        let state = self.state.clone();
+        Ok(future_to_promise(async move {
+            let embedder = Embedder::new(encoder, &files, choice, &mut decisions).await;
+            drop(files);
+            let result = serde_json::json!({
+                "model": quiver::model_info(embedder.encoder()),
+                "backend": embedder.report(),
+                "decisions": decisions.to_json(),
+            });
+            let mut state = state.try_borrow_mut().map_err(|_| busy())?;
+            state.live()?;
+            state.embedder = Some(Rc::new(embedder));
+            state.replaced();
+            to_js(&result)
+        }))
     }
 
     /// Loads a cross-encoder (BERT with a classification head) for `rerank` searches, from
     /// its files as `loadModel` takes them.
     #[wasm_bindgen(js_name = loadReranker)]
-    pub fn load_reranker(&mut self, files: &Object, name: &str) -> Result<(), JsValue> {
-        self.live()?;
+    pub fn load_reranker(&self, files: &Object, name: &str) -> Result<(), JsValue> {
+        self.state()?.live()?;
         let files = model_files(files, name, &JsValue::UNDEFINED)?;
-        self.reranker = Some(CrossEncoder::load(&files).map_err(engine_error)?);
+        self.state_mut()?.reranker = Some(CrossEncoder::load(&files).map_err(engine_error)?);
         Ok(())
     }
 
     /// Loads an index file's bytes (checked against the loaded model, if any).
     #[wasm_bindgen(js_name = loadIndex)]
-    pub fn load_index(&mut self, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
-        self.live()?;
-        let index = FlatIndex::from_bytes(bytes).map_err(engine_error)?;
-        if let Some(encoder) = &self.encoder {
-            quiver::check_model(&index, encoder).map_err(engine_error)?;
+    pub fn load_index(&self, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+        {
+            let mut state = self.state_mut()?;
+            state.live()?;
+            let index = FlatIndex::from_bytes(bytes).map_err(engine_error)?;
+            if let Some(embedder) = &state.embedder {
+                quiver::check_model(&index, embedder.encoder()).map_err(engine_error)?;
+            }
+            state.index = Some(index);
+            state.replaced();
         }
-        self.index = Some(index);
-        self.cache.clear();
         self.stats()
     }
 
     /// Starts an empty index (with a keyword index) for the loaded model.
     #[wasm_bindgen(js_name = newIndex)]
-    pub fn new_index(&mut self) -> Result<(), JsValue> {
-        let encoder = self.encoder()?;
-        let config = IndexConfig { keyword: true, ..IndexConfig::new(encoder.dim()) };
-        let index = quiver::new_index(encoder, config, None).map_err(engine_error)?;
-        self.index = Some(index);
-        self.cache.clear();
-        Ok(())
+    pub fn new_index(&self) -> Result<(), JsValue> {
+        self.state_mut()?.new_index()
     }
 
-    /// Embeds texts (`kind`: "query", "document" or "raw") into one `Float32Array` of
-    /// `texts.length × dim` values.
-    pub fn embed(&self, texts: JsValue, kind: &str) -> Result<Float32Array, JsValue> {
-        let encoder = self.encoder()?;
+    /// Embeds texts (`kind`: "query", "document" or "raw") on the engine's backend;
+    /// resolves to one `Float32Array` of `texts.length × dim` values.
+    pub fn embed(&self, texts: JsValue, kind: &str) -> Result<Promise, JsValue> {
+        let embedder = self.state()?.embedder()?.clone();
         let texts = strings(&texts, "texts")?;
         let kind = match kind {
             "query" => TextKind::Query,
@@ -168,98 +257,195 @@ impl Engine {
             "raw" => TextKind::Raw,
             other => return Err(invalid(format!("kind must be query, document or raw, not {other:?}"))),
         };
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let options = EmbedOptions { kind, ..Default::default() };
-        let vectors = quiver::embed(encoder, &refs, &options).map_err(engine_error)?;
-        Ok(Float32Array::from(vectors.data.as_slice()))
+        Ok(future_to_promise(async move {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let options = EmbedOptions { kind, ..Default::default() };
+            let vectors = embedder.embed(&refs, &options).await.map_err(engine_error)?;
+            Ok(Float32Array::from(vectors.data.as_slice()).into())
+        }))
     }
 
-    /// Searches with a text query (`mode`: vector, keyword or hybrid):
-    /// `[{ id, score, metadata }]`, best first.
-    pub fn search(&self, query: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    /// Searches with a text query (`mode`: vector, keyword or hybrid); resolves to
+    /// `[{ id, score, metadata }]`, best first. The query is embedded on the CPU (one short
+    /// text gains least from a GPU); the scan runs on the GPU where `GpuScan` would.
+    pub fn search(&self, query: JsValue, options: JsValue) -> Result<Promise, JsValue> {
         let query = query.as_string().ok_or_else(|| invalid("the query must be a string"))?;
-        let (encoder, index) = (self.encoder()?, self.index()?);
         let (options, rerank) = search_options(options)?;
+        let state = self.state()?;
+        let (encoder, index) = (state.encoder()?, state.index()?);
         let results = match rerank {
             Some(top) => {
-                let reranker = self.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
-                quiver::search_reranked(encoder, index, &self.cache, reranker, &query, &options, top)
+                let reranker =
+                    state.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
+                quiver::search_reranked(encoder, index, &state.cache, reranker, &query, &options, top)
+            }
+            None if state.scans_on_gpu(&options) => {
+                let vector = quiver::embed_query(encoder, index, &state.cache, &query).map_err(engine_error)?;
+                drop(state);
+                return self.search_on_gpu(vector.to_vec(), options);
             }
             None => {
-                quiver::search_text(encoder, index, &self.cache, &query, &options).map(|h| quiver::results(index, &h))
+                quiver::search_text(encoder, index, &state.cache, &query, &options).map(|h| quiver::results(index, &h))
             }
         };
-        to_js(&results.map_err(engine_error)?)
+        Ok(Promise::resolve(&to_js(&results.map_err(engine_error)?)?))
     }
 
-    /// Searches with a vector of the index's dimension.
+    /// Searches with a vector of the index's dimension; resolves to the results.
     #[wasm_bindgen(js_name = searchVector)]
-    pub fn search_vector(&self, vector: Vec<f32>, options: JsValue) -> Result<JsValue, JsValue> {
-        let index = self.index()?;
+    pub fn search_vector(&self, vector: Vec<f32>, options: JsValue) -> Result<Promise, JsValue> {
         let (options, rerank) = search_options(options)?;
         if rerank.is_some() {
             return Err(invalid("rerank needs a text query: use search"));
         }
+        let state = self.state()?;
+        let index = state.index()?;
+        if state.scans_on_gpu(&options) {
+            drop(state);
+            return self.search_on_gpu(vector, options);
+        }
         let hits = index.search(&vector, &options).map_err(engine_error)?;
-        to_js(&quiver::results(index, &hits))
+        Ok(Promise::resolve(&to_js(&quiver::results(index, &hits))?))
     }
 
-    /// Embeds and adds (or replaces) `[{ id, text, metadata? }]`; all or nothing.
-    pub fn add(&mut self, docs: JsValue) -> Result<usize, JsValue> {
+    /// A vector search on the GPU's copy of the index (uploaded first if stale); the CPU
+    /// index answers if the GPU fails.
+    fn search_on_gpu(&self, vector: Vec<f32>, options: SearchOptions) -> Result<Promise, JsValue> {
+        let shared = self.state.clone();
+        Ok(future_to_promise(async move {
+            let scan = {
+                let state = shared.try_borrow().map_err(|_| busy())?;
+                state.scan.clone()
+            };
+            let scan = match scan {
+                Some(scan) => Some(scan),
+                None => {
+                    let embedder = shared.try_borrow().map_err(|_| busy())?.embedder()?.clone();
+                    let ctx = embedder.gpu_context().expect("the GPU backend is active").clone();
+                    // The index is cloned out of the state so no borrow is held while uploading.
+                    let index = shared.try_borrow().map_err(|_| busy())?.index()?.clone();
+                    let uploaded = GpuScan::new(&ctx, &index).await;
+                    let mut state = shared.try_borrow_mut().map_err(|_| busy())?;
+                    let scan = match uploaded {
+                        Ok(scan) => Some(Rc::new(scan)),
+                        Err(e) => {
+                            state.scan_error = Some(format!("{}: {e}", e.code()));
+                            None
+                        }
+                    };
+                    state.scan = scan.clone();
+                    scan
+                }
+            };
+            let prepared = match &scan {
+                Some(scan) => Some(scan.prepare(shared.try_borrow().map_err(|_| busy())?.index()?, &vector, &options)),
+                None => None,
+            };
+            let hits = match (scan, prepared) {
+                (Some(scan), Some(Ok(query))) => match scan.run(&query).await {
+                    Ok(hits) => Some(hits),
+                    Err(e) => {
+                        shared.try_borrow_mut().map_err(|_| busy())?.scan_error = Some(format!("{}: {e}", e.code()));
+                        None
+                    }
+                },
+                (_, Some(Err(e))) => return Err(engine_error(e)),
+                _ => None,
+            };
+            let state = shared.try_borrow().map_err(|_| busy())?;
+            let index = state.index()?;
+            let hits = match hits {
+                Some(hits) => hits,
+                None => index.search(&vector, &options).map_err(engine_error)?,
+            };
+            to_js(&quiver::results(index, &hits))
+        }))
+    }
+
+    /// Embeds (on the engine's backend) and adds (or replaces) `[{ id, text, metadata? }]`;
+    /// all or nothing. Resolves to the number of documents.
+    pub fn add(&self, docs: JsValue) -> Result<Promise, JsValue> {
         let docs: Vec<JsDocument> =
             serde_wasm_bindgen::from_value(docs).map_err(|e| invalid(format!("documents: {e}")))?;
-        if self.index.is_none() {
-            self.new_index()?;
-        }
-        let (encoder, index) = (self.encoder()?, self.index()?);
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let options = quiver::options_for(index, encoder, &EmbedOptions::default());
-        let vectors = quiver::embed(encoder, &texts, &options).map_err(engine_error)?;
-        let batch: Vec<Document> = docs
-            .iter()
-            .zip(vectors.rows())
-            .map(|(d, v)| Document { id: d.id.clone(), vector: v, metadata: d.metadata.clone(), text: Some(&d.text) })
-            .collect();
-        let index = self.index_mut()?;
-        index.upsert(&batch).map_err(engine_error)?;
-        Ok(index.len())
+        let (embedder, options) = {
+            let mut state = self.state_mut()?;
+            if state.index.is_none() {
+                state.new_index()?;
+            }
+            let embedder = state.embedder()?.clone();
+            let options = quiver::options_for(state.index()?, embedder.encoder(), &EmbedOptions::default());
+            (embedder, options)
+        };
+        let state = self.state.clone();
+        Ok(future_to_promise(async move {
+            let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+            let vectors = embedder.embed(&texts, &options).await.map_err(engine_error)?;
+            let batch: Vec<Document> = docs
+                .iter()
+                .zip(vectors.rows())
+                .map(|(d, v)| Document {
+                    id: d.id.clone(),
+                    vector: v,
+                    metadata: d.metadata.clone(),
+                    text: Some(&d.text),
+                })
+                .collect();
+            let mut state = state.try_borrow_mut().map_err(|_| busy())?;
+            let index = state.index_mut()?;
+            index.upsert(&batch).map_err(engine_error)?;
+            let len = index.len();
+            // The GPU's copy of the index is stale.
+            state.scan = None;
+            Ok(JsValue::from(len))
+        }))
     }
 
     /// Removes documents by id; unknown ids remove nothing and are an error.
-    pub fn remove(&mut self, ids: JsValue) -> Result<usize, JsValue> {
+    pub fn remove(&self, ids: JsValue) -> Result<usize, JsValue> {
         let ids = strings(&ids, "ids")?;
-        let index = self.index_mut()?;
+        let mut state = self.state_mut()?;
+        let index = state.index_mut()?;
         index.remove(&ids).map_err(engine_error)?;
-        Ok(index.len())
+        let len = index.len();
+        state.scan = None;
+        Ok(len)
     }
 
     /// The index as file bytes, for storage.
     #[wasm_bindgen(js_name = indexBytes)]
     pub fn index_bytes(&self) -> Result<Vec<u8>, JsValue> {
-        Ok(self.index()?.to_bytes())
+        Ok(self.state()?.index()?.to_bytes())
     }
 
-    /// `{ documents, dim, model, kernels, keyword, queryCache: { hits, misses, entries, capacity } }`.
+    /// `{ documents, dim, model, kernels, keyword, queryCache: { hits, misses, entries,
+    /// capacity }, backend }` (`backend`: which one embeds, why, the calibration, the adapter).
     pub fn stats(&self) -> Result<JsValue, JsValue> {
-        self.live()?;
+        let state = self.state()?;
+        state.live()?;
+        let encoder = state.embedder.as_deref().map(Embedder::encoder);
         let stats = serde_json::json!({
-            "documents": self.index.as_ref().map_or(0, FlatIndex::len),
-            "dim": self.index.as_ref().map(FlatIndex::dim).or(self.encoder.as_ref().map(Encoder::dim)),
-            "model": self.encoder.as_ref().map(|e| e.id().to_owned()),
+            "documents": state.index.as_ref().map_or(0, FlatIndex::len),
+            "dim": state.index.as_ref().map(FlatIndex::dim).or(encoder.map(Encoder::dim)),
+            "model": encoder.map(|e| e.id().to_owned()),
             "kernels": quiver::index::kernels::best().name(),
-            "keyword": self.index.as_ref().is_some_and(|i| i.keyword_index().is_some()),
-            "queryCache": self.cache.stats(),
+            "keyword": state.index.as_ref().is_some_and(|i| i.keyword_index().is_some()),
+            "queryCache": state.cache.stats(),
+            "backend": state.embedder.as_deref().map(Embedder::report),
+            "gpuSearch": state.scan.is_some(),
+            "gpuSearchError": state.scan_error,
         });
         to_js(&stats)
     }
 
     /// Frees the model and index; every later call fails with `E_DISPOSED`.
-    pub fn dispose(&mut self) {
-        self.encoder = None;
-        self.index = None;
-        self.reranker = None;
-        self.cache.clear();
-        self.disposed = true;
+    pub fn dispose(&self) -> Result<(), JsValue> {
+        let mut state = self.state_mut()?;
+        state.embedder = None;
+        state.index = None;
+        state.reranker = None;
+        state.cache.clear();
+        state.disposed = true;
+        Ok(())
     }
 }
 

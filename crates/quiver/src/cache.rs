@@ -45,20 +45,33 @@ impl QueryCache {
         query: &str,
         embed: impl FnOnce(&str) -> Result<Vec<f32>, E>,
     ) -> Result<Arc<[f32]>, E> {
-        {
-            let mut entries = self.lock();
-            entries.clock += 1;
-            let now = entries.clock;
-            if let Some((vector, used)) = entries.vectors.get_mut(query) {
-                *used = now;
-                let vector = vector.clone();
-                entries.hits += 1;
-                return Ok(vector);
-            }
-            entries.misses += 1;
+        if let Some(vector) = self.lookup(query) {
+            return Ok(vector);
         }
         // Embedded outside the lock: another thread's hits need not wait for the model.
-        let vector: Arc<[f32]> = embed(query)?.into();
+        Ok(self.store(query, embed(query)?))
+    }
+
+    /// The cached vector of `query` (a hit), or `None` (a miss: embed it and [`store`] it).
+    ///
+    /// [`store`]: QueryCache::store
+    pub fn lookup(&self, query: &str) -> Option<Arc<[f32]>> {
+        let mut entries = self.lock();
+        entries.clock += 1;
+        let now = entries.clock;
+        if let Some((vector, used)) = entries.vectors.get_mut(query) {
+            *used = now;
+            let vector = vector.clone();
+            entries.hits += 1;
+            return Some(vector);
+        }
+        entries.misses += 1;
+        None
+    }
+
+    /// Remembers `query`'s vector, evicting the least recently used entry when full.
+    pub fn store(&self, query: &str, vector: Vec<f32>) -> Arc<[f32]> {
+        let vector: Arc<[f32]> = vector.into();
         if self.capacity > 0 {
             let mut entries = self.lock();
             if entries.vectors.len() >= self.capacity && !entries.vectors.contains_key(query) {
@@ -70,7 +83,7 @@ impl QueryCache {
             let now = entries.clock;
             entries.vectors.insert(query.to_owned(), (vector.clone(), now));
         }
-        Ok(vector)
+        vector
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use quiver_encoder::EncoderError;
+use quiver_gpu::GpuError;
 use quiver_index::IndexError;
 
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +11,9 @@ pub enum EngineError {
 
     #[error(transparent)]
     Index(#[from] IndexError),
+
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
 
     #[error("{path}:{line}: {reason}")]
     Input { path: PathBuf, line: usize, reason: String },
@@ -29,6 +33,7 @@ impl EngineError {
         match self {
             EngineError::Encoder(e) => e.code(),
             EngineError::Index(e) => e.code(),
+            EngineError::Gpu(e) => e.code(),
             EngineError::Input { .. } => "E_INPUT",
             EngineError::Io { .. } => "E_IO",
             EngineError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",

@@ -1,6 +1,7 @@
 //! Quiver: semantic search on the user's device. This facade joins the encoder
 //! ([`quiver_encoder`]) and the index ([`quiver_index`]): documents in, ranked results out.
 
+pub mod backend;
 mod cache;
 pub mod diagnose;
 mod error;
@@ -10,9 +11,11 @@ pub mod ingest;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use backend::{Backend, BackendChoice, BackendReport, DecisionCache, Embedder, GpuScan};
 pub use cache::{CacheStats, QueryCache};
 pub use error::{EngineError, Result};
 pub use quiver_encoder as encoder;
+pub use quiver_gpu as gpu;
 pub use quiver_index as index;
 
 use std::sync::Arc;
@@ -127,10 +130,10 @@ pub fn options_for(index: &FlatIndex, encoder: &Encoder, options: &EmbedOptions)
 /// Records embedded per step: bounds memory however long the input is.
 pub const INDEX_STEP: usize = 1024;
 
-/// Embeds records `INDEX_STEP` at a time, handing each step and its vectors to `each`;
-/// only one step is in memory at once. Returns the number of records.
-pub fn embed_records(
-    encoder: &Encoder,
+/// Embeds records `INDEX_STEP` at a time on `embedder`'s backend, handing each step and
+/// its vectors to `each`; only one step is in memory at once. Returns the number of records.
+pub async fn embed_records(
+    embedder: &Embedder,
     records: impl Iterator<Item = Result<Record>>,
     options: &EmbedOptions,
     mut each: impl FnMut(&[Record], &Embeddings) -> Result<()>,
@@ -144,7 +147,7 @@ pub fn embed_records(
             step.push(record?);
         }
         let texts: Vec<&str> = step.iter().map(|r| r.text.as_str()).collect();
-        let vectors = embed(encoder, &texts, options)?;
+        let vectors = embedder.embed(&texts, options).await?;
         each(&step, &vectors)?;
         done += step.len();
     }
@@ -153,17 +156,18 @@ pub fn embed_records(
 
 /// Embeds and inserts records a step at a time, then relearns the binary thresholds from
 /// the whole corpus. `progress` gets the number of records done so far.
-pub fn index_records(
-    encoder: &Encoder,
+pub async fn index_records(
+    embedder: &Embedder,
     index: &mut FlatIndex,
     records: impl Iterator<Item = Result<Record>>,
     options: &EmbedOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<usize> {
+    let encoder = embedder.encoder();
     check_model(index, encoder)?;
     let options = options_for(index, encoder, options);
     let mut done = 0;
-    let n = embed_records(encoder, records, &options, |step, vectors| {
+    let n = embed_records(embedder, records, &options, |step, vectors| {
         let docs: Vec<Document> = step
             .iter()
             .zip(vectors.rows())
@@ -173,7 +177,8 @@ pub fn index_records(
         done += step.len();
         progress(done);
         Ok(())
-    })?;
+    })
+    .await?;
     index.retrain_thresholds();
     Ok(n)
 }
@@ -192,6 +197,21 @@ pub fn embed_query(encoder: &Encoder, index: &FlatIndex, cache: &QueryCache, que
     let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
     let options = options_for(index, encoder, &options);
     cache.get_or_embed(query, |q| Ok(embed(encoder, &[q], &options)?.data))
+}
+
+/// [`embed_query`] on `embedder`'s backend.
+pub async fn embed_query_on(
+    embedder: &Embedder,
+    index: &FlatIndex,
+    cache: &QueryCache,
+    query: &str,
+) -> Result<Arc<[f32]>> {
+    if let Some(vector) = cache.lookup(query) {
+        return Ok(vector);
+    }
+    let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
+    let options = options_for(index, embedder.encoder(), &options);
+    Ok(cache.store(query, embedder.embed(&[query], &options).await?.data))
 }
 
 /// Searches `index` for a text query in `options.mode`: the query is embedded (cached)
@@ -267,27 +287,68 @@ pub fn passage_text(result: &SearchResult) -> String {
     fields.join(". ")
 }
 
-/// An encoder, the index it searches, and its query cache.
+/// An encoder on its backend, the index it searches (on the GPU too, when the GPU backend
+/// runs), and its query cache.
 pub struct Engine {
-    pub encoder: Encoder,
+    pub embedder: Embedder,
     pub index: FlatIndex,
     pub cache: QueryCache,
+    scan: Option<GpuScan>,
 }
 
 impl Engine {
+    /// The engine on the CPU.
     pub fn new(encoder: Encoder, index: FlatIndex) -> Result<Self> {
         check_model(&index, &encoder)?;
-        Ok(Engine { encoder, index, cache: QueryCache::default() })
+        Ok(Engine { embedder: Embedder::cpu(encoder), index, cache: QueryCache::default(), scan: None })
+    }
+
+    /// The engine on `embedder`'s backend: with the GPU backend, a large index (or any,
+    /// when the GPU was asked for) is uploaded too and the searches it can do run there
+    /// (see [`GpuScan`]). An index the GPU cannot hold is searched on the CPU.
+    pub async fn on_backend(embedder: Embedder, index: FlatIndex) -> Result<Self> {
+        check_model(&index, embedder.encoder())?;
+        let scan = match embedder.gpu_context() {
+            Some(ctx) if GpuScan::worth_it(embedder.report().requested, index.len()) => {
+                GpuScan::new(ctx, &index).await.ok()
+            }
+            _ => None,
+        };
+        Ok(Engine { embedder, index, cache: QueryCache::default(), scan })
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        self.embedder.encoder()
+    }
+
+    /// Whether vector searches with `options` run on the GPU.
+    pub fn searches_on_gpu(&self, options: &SearchOptions) -> bool {
+        self.scan.is_some() && GpuScan::handles(options)
     }
 
     /// Searches for a text query in `options.mode` (vector, keyword or hybrid); the query's
     /// embedding is cached.
-    pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        let hits = search_text(&self.encoder, &self.index, &self.cache, query, options)?;
+    pub async fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchResult>> {
+        let vector = match options.mode {
+            SearchMode::Keyword => None,
+            SearchMode::Vector | SearchMode::Hybrid => {
+                Some(embed_query_on(&self.embedder, &self.index, &self.cache, query).await?)
+            }
+        };
+        if let (Some(vector), true) = (&vector, self.searches_on_gpu(options)) {
+            return self.search_vector(vector, options).await;
+        }
+        let hits = self.index.search_query(&Query { vector: vector.as_deref(), text: Some(query) }, options)?;
         Ok(results(&self.index, &hits))
     }
 
-    pub fn search_vector(&self, vector: &[f32], options: &SearchOptions) -> Result<Vec<SearchResult>> {
+    pub async fn search_vector(&self, vector: &[f32], options: &SearchOptions) -> Result<Vec<SearchResult>> {
+        if let (Some(scan), true) = (&self.scan, GpuScan::handles(options)) {
+            // The CPU answers whatever the GPU fails to: never a missing result.
+            if let Ok(hits) = scan.search(&self.index, vector, options).await {
+                return Ok(results(&self.index, &hits));
+            }
+        }
         Ok(results(&self.index, &self.index.search(vector, options)?))
     }
 }

@@ -37,8 +37,9 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
             scores[i] = c.score;
             rows[i] = c.row;
         } else {
-            // -inf and the last row: after every real candidate.
-            scores[i] = bitcast<f32>(0xff800000u);
+            // The lowest f32 and the last row: after every real candidate. (Not -inf: WGSL
+            // compilers reject infinities, even built by bitcast.)
+            scores[i] = -0x1.fffffep+127f;
             rows[i] = 0xffffffffu;
         }
     }

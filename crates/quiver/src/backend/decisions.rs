@@ -1,0 +1,98 @@
+//! `auto`'s decisions, kept per model and adapter so that calibration runs once per device:
+//! natively in a JSON file in the user's cache folder, in the browser in the page's storage
+//! (the npm package hands the same JSON back and forth).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use quiver_encoder::Encoder;
+use serde::{Deserialize, Serialize};
+
+use super::{AdapterSummary, Backend, Calibration};
+use crate::{EngineError, Result};
+
+/// A cached choice and the calibration it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub backend: Backend,
+    pub calibration: Calibration,
+}
+
+/// Decisions by [`DecisionCache::key`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DecisionCache {
+    decisions: BTreeMap<String, Decision>,
+}
+
+impl DecisionCache {
+    /// Model (by weights hash) and adapter (name, API, driver) and this version of Quiver,
+    /// whose kernels may change the answer.
+    pub fn key(encoder: &Encoder, adapter: &AdapterSummary) -> String {
+        let weights = &encoder.weights_sha256()[..16.min(encoder.weights_sha256().len())];
+        format!(
+            "{} {weights} | {} {} {} | quiver {}",
+            encoder.id(),
+            adapter.name,
+            adapter.api,
+            adapter.driver,
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Decision> {
+        self.decisions.get(key)
+    }
+
+    pub fn insert(&mut self, key: String, decision: Decision) {
+        self.decisions.insert(key, decision);
+    }
+
+    pub fn len(&self) -> usize {
+        self.decisions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.decisions.is_empty()
+    }
+
+    /// Parses stored decisions; anything unreadable is an empty cache (it only costs a
+    /// calibration run).
+    pub fn from_json(json: &str) -> Self {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("decisions are plain data")
+    }
+
+    /// Where native runs keep decisions: `$QUIVER_CACHE_DIR`, else `$XDG_CACHE_HOME/quiver`,
+    /// else `~/.cache/quiver`; `backend.json` in it.
+    pub fn default_path() -> Option<PathBuf> {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let dir = var("QUIVER_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("quiver")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("quiver")))?;
+        Some(dir.join("backend.json"))
+    }
+
+    /// The decisions in `path`; none when it does not exist or cannot be read.
+    pub fn load(path: &Path) -> Self {
+        std::fs::read_to_string(path).map(|json| Self::from_json(&json)).unwrap_or_default()
+    }
+
+    /// Writes the decisions to `path` (a temporary file renamed over it, so a reader never
+    /// sees half a file).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| EngineError::Io { op, path, source }
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        }
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, self.to_json()).map_err(io("write", &partial))?;
+        std::fs::rename(&partial, path).map_err(io("rename", path))
+    }
+}

@@ -1,0 +1,332 @@
+//! Where embeddings are computed: the SIMD CPU encoder ([`quiver_encoder::Encoder`]) or the
+//! GPU one ([`quiver_gpu::GpuBert`]), chosen per device. `auto` does not assume the GPU is
+//! faster: a calibration run of at most [`CALIBRATION_BUDGET`] compares both on the same
+//! batch ([`calibration`]) and the decision is cached per model and adapter
+//! ([`DecisionCache`]). Whatever fails on the GPU (no adapter, a lost device, a kernel
+//! error, results that disagree with the CPU's) sends the work to the CPU and is reported
+//! in [`BackendReport`]: a result is never wrong or missing because of the GPU.
+
+mod calibration;
+mod decisions;
+mod scan;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use quiver_encoder::{length_batches, Embeddings, Encoder, ModelFiles, TextKind};
+use quiver_gpu::{wgpu, GpuBert, GpuContext, GpuError};
+use serde::{Deserialize, Serialize};
+
+pub use calibration::{Calibration, CALIBRATION_BUDGET};
+pub use decisions::{Decision, DecisionCache};
+pub use scan::{GpuScan, ScanQuery, GPU_SCAN_MIN_ROWS};
+
+use crate::{EmbedOptions, EngineError, Result};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    Cpu,
+    Gpu,
+    /// The faster of the two on this device, measured once and cached.
+    #[default]
+    Auto,
+}
+
+/// Where embeddings are computed now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+impl FromStr for BackendChoice {
+    type Err = EngineError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(BackendChoice::Cpu),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "auto" => Ok(BackendChoice::Auto),
+            other => Err(EngineError::InvalidArgument {
+                op: "backend",
+                what: format!("must be gpu, cpu or auto, not {other:?}"),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+        })
+    }
+}
+
+/// The GPU adapter, as its driver names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    /// vulkan, metal, dx12 or browser webgpu.
+    pub api: String,
+    /// discrete, integrated, cpu (a software rasteriser such as lavapipe), …
+    pub device_type: String,
+    pub driver: String,
+    pub shader_f16: bool,
+}
+
+impl AdapterSummary {
+    pub fn of(ctx: &GpuContext) -> Self {
+        let info = ctx.adapter_info();
+        let driver = [info.driver.as_str(), info.driver_info.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let api = match info.backend {
+            wgpu::Backend::BrowserWebGpu => "webgpu".to_owned(),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        AdapterSummary {
+            // Browsers do not name their WebGPU adapters.
+            name: if info.name.is_empty() { format!("{api} adapter") } else { info.name.clone() },
+            api,
+            device_type: format!("{:?}", info.device_type).to_lowercase(),
+            driver,
+            shader_f16: ctx.shader_f16(),
+        }
+    }
+}
+
+/// Which backend runs, why, and what the calibration measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendReport {
+    pub requested: BackendChoice,
+    pub active: Backend,
+    /// Why `active` runs, in words.
+    pub reason: String,
+    /// The error code that sent the work to the CPU (`E_GPU_UNAVAILABLE`, `E_GPU_LOST`, …).
+    pub fallback_code: Option<String>,
+    pub adapter: Option<AdapterSummary>,
+    /// This run's calibration, or the cached one the decision came from.
+    pub calibration: Option<Calibration>,
+    /// Whether the decision came from the cache instead of a calibration run now.
+    pub cached: bool,
+    /// Time to get the GPU ready: adapter, weights upload, pipelines, first checked batch.
+    pub gpu_setup_ms: Option<f64>,
+    /// How the GPU stores the linears' weights: "f16" where the adapter has `shader-f16`.
+    pub gpu_weights: Option<String>,
+}
+
+/// The sentence encoder on the backend chosen for this device, with the CPU encoder always
+/// at hand to fall back on.
+pub struct Embedder {
+    encoder: Encoder,
+    gpu: Option<GpuBert>,
+    report: Mutex<BackendReport>,
+}
+
+impl Embedder {
+    /// The CPU encoder only.
+    pub fn cpu(encoder: Encoder) -> Self {
+        let report = BackendReport {
+            requested: BackendChoice::Cpu,
+            active: Backend::Cpu,
+            reason: "the CPU backend was asked for".into(),
+            fallback_code: None,
+            adapter: None,
+            calibration: None,
+            cached: false,
+            gpu_setup_ms: None,
+            gpu_weights: None,
+        };
+        Embedder { encoder, gpu: None, report: Mutex::new(report) }
+    }
+
+    /// `encoder` (loaded from `files`) on the backend `choice` picks: `Gpu` uses the GPU
+    /// whenever one works, `Auto` when it is also faster here, by `decisions` or by a
+    /// calibration run recorded in `decisions`. Never fails: without a working GPU the
+    /// CPU runs, and the report says why.
+    pub async fn new(
+        encoder: Encoder,
+        files: &ModelFiles,
+        choice: BackendChoice,
+        decisions: &mut DecisionCache,
+    ) -> Self {
+        let mut embedder = Embedder::cpu(encoder);
+        if choice == BackendChoice::Cpu {
+            return embedder;
+        }
+        let started = web_time::Instant::now();
+        let mut report = BackendReport { requested: choice, reason: String::new(), ..embedder.report() };
+        let ctx = match GpuContext::request().await {
+            Ok(ctx) => ctx,
+            Err(e) => return embedder.falling_back(report, &e),
+        };
+        let adapter = AdapterSummary::of(&ctx);
+        report.adapter = Some(adapter.clone());
+        let key = DecisionCache::key(&embedder.encoder, &adapter);
+        let cached = decisions.get(&key).cloned();
+        if let Some(decision) = cached.as_ref().filter(|_| choice == BackendChoice::Auto) {
+            report.calibration = Some(decision.calibration.clone());
+            report.cached = true;
+            if decision.backend == Backend::Cpu {
+                report.reason =
+                    format!("cached calibration for this model and adapter: {}", decision.calibration.summary());
+                embedder.set_report(report);
+                return embedder;
+            }
+        }
+        // Calibration compares the two backends' vectors itself, within its budget.
+        let checked = choice == BackendChoice::Gpu || report.cached;
+        let gpu = match embedder.ready_gpu(&ctx, files, checked).await {
+            Ok(gpu) => gpu,
+            Err(e) => return embedder.falling_back(report, &e),
+        };
+        report.gpu_setup_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+        report.gpu_weights = Some(gpu.precision().as_str().to_owned());
+        if choice == BackendChoice::Gpu {
+            report.active = Backend::Gpu;
+            report.reason = "the GPU backend was asked for".into();
+        } else if report.cached {
+            report.active = Backend::Gpu;
+            let summary = report.calibration.as_ref().map(Calibration::summary).unwrap_or_default();
+            report.reason = format!("cached calibration for this model and adapter: {summary}");
+        } else {
+            match calibration::calibrate(&embedder.encoder, &gpu).await {
+                Ok(calibration) => {
+                    report.active = calibration.winner();
+                    report.reason = format!("calibrated now: {}", calibration.summary());
+                    decisions.insert(key, Decision { backend: report.active, calibration: calibration.clone() });
+                    report.calibration = Some(calibration);
+                }
+                Err(e) => return embedder.falling_back(report, &e),
+            }
+        }
+        if report.active == Backend::Gpu {
+            embedder.gpu = Some(gpu);
+        }
+        embedder.set_report(report);
+        embedder
+    }
+
+    /// Loads the model onto the GPU and, if `check`, compares one sequence's vector with the
+    /// CPU's: a driver that computes wrong numbers must not be used.
+    async fn ready_gpu(&self, ctx: &GpuContext, files: &ModelFiles, check: bool) -> Result<GpuBert, GpuError> {
+        let gpu = GpuBert::load(ctx, files).await?;
+        if !check {
+            return Ok(gpu);
+        }
+        let ids = vec![self.encoder.tokenize("Quiver checks the GPU against the CPU.", TextKind::Raw)?];
+        let s = self.encoder.sentence_config();
+        let on_gpu = gpu.embed_ids(&ids, s.pooling, s.normalize).await?;
+        let on_cpu = self.encoder.embed_ids(&ids, 1)?.data;
+        let cosine = calibration::cosine(&on_gpu, &on_cpu);
+        if !calibration::agree(cosine) {
+            return Err(GpuError::Kernel {
+                kernel: "encoder check",
+                message: format!("the GPU's vector differs from the CPU's (cosine {cosine:.6})"),
+            });
+        }
+        Ok(gpu)
+    }
+
+    fn falling_back(mut self, mut report: BackendReport, error: &GpuError) -> Self {
+        report.active = Backend::Cpu;
+        report.reason = format!("fell back to the CPU: {error}");
+        report.fallback_code = Some(error.code().to_owned());
+        self.gpu = None;
+        self.set_report(report);
+        self
+    }
+
+    fn set_report(&self, report: BackendReport) {
+        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = report;
+    }
+
+    pub fn report(&self) -> BackendReport {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn active(&self) -> Backend {
+        self.report.lock().unwrap_or_else(|e| e.into_inner()).active
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The GPU's device, while the GPU backend is active: for [`GpuScan`].
+    pub fn gpu_context(&self) -> Option<&GpuContext> {
+        self.gpu.as_ref().filter(|_| self.active() == Backend::Gpu).map(GpuBert::context)
+    }
+
+    /// [`crate::embed`] on the active backend. Chunked embedding runs on the CPU.
+    pub async fn embed(&self, texts: &[&str], options: &EmbedOptions) -> Result<Embeddings> {
+        if options.chunk.is_some() || self.active() == Backend::Cpu {
+            return crate::embed(&self.encoder, texts, options);
+        }
+        let ids = texts.iter().map(|t| self.encoder.tokenize(t, options.kind)).collect::<Result<Vec<_>, _>>()?;
+        let full = self.embed_ids(&ids, options.batch_size).await?;
+        Ok(match options.dims {
+            Some(dims) if dims != full.dim => full.truncated(dims)?,
+            _ => full,
+        })
+    }
+
+    /// Token id sequences (special tokens included) on the active backend, in batches of at
+    /// most `batch_size` grouped by length as the CPU encoder groups them.
+    pub async fn embed_ids(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
+        if let Some(gpu) = self.gpu.as_ref().filter(|_| self.active() == Backend::Gpu) {
+            match self.embed_ids_on(gpu, sequences, batch_size).await {
+                Ok(embeddings) => return Ok(embeddings),
+                // Bad input is the caller's: the CPU would refuse it too.
+                Err(GpuError::InvalidArgument { op, what }) => return Err(EngineError::InvalidArgument { op, what }),
+                Err(GpuError::Model(e)) => return Err(e.into()),
+                Err(e) => {
+                    let report = self.report();
+                    let fallback = BackendReport {
+                        active: Backend::Cpu,
+                        reason: format!("fell back to the CPU: {e}"),
+                        fallback_code: Some(e.code().to_owned()),
+                        ..report
+                    };
+                    self.set_report(fallback);
+                }
+            }
+        }
+        Ok(self.encoder.embed_ids(sequences, batch_size)?)
+    }
+
+    async fn embed_ids_on(
+        &self,
+        gpu: &GpuBert,
+        sequences: &[Vec<u32>],
+        batch_size: usize,
+    ) -> Result<Embeddings, GpuError> {
+        let max = self.encoder.sentence_config().max_seq_length;
+        if let Some(bad) = sequences.iter().find(|s| s.is_empty() || s.len() > max) {
+            return Err(GpuError::InvalidArgument {
+                op: "embed",
+                what: format!("a sequence of {} ids (must be 1 to {max})", bad.len()),
+            });
+        }
+        let (dim, s) = (self.encoder.dim(), self.encoder.sentence_config());
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let mut data = vec![0f32; sequences.len() * dim];
+        for batch in length_batches(&lengths, batch_size) {
+            let members: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
+            let pooled = gpu.embed_ids(&members, s.pooling, s.normalize).await?;
+            for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
+                data[i * dim..(i + 1) * dim].copy_from_slice(vector);
+            }
+        }
+        Ok(Embeddings { dim, data })
+    }
+}
