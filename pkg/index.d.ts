@@ -34,7 +34,9 @@ export interface SearchResult {
 }
 
 export interface Progress {
-  stage: 'model' | 'reranker' | 'compile' | 'index';
+  stage: 'model' | 'reranker' | 'compile' | 'backend' | 'index';
+  /** With stage 'backend': the backend asked for, while the GPU is prepared and checked. */
+  backend?: 'auto' | 'gpu' | 'cpu';
   file?: string;
   loaded?: number;
   total?: number;
@@ -77,19 +79,23 @@ export interface BackendReport {
   reason: string;
   /** Set when the GPU failed: E_GPU_UNAVAILABLE, E_GPU_LOST, E_GPU_KERNEL, E_GPU_LIMITS, E_GPU_UNSUPPORTED, … */
   fallbackCode: string | null;
-  adapter: { name: string; api: string; device_type: string; driver: string; shader_f16: boolean } | null;
+  adapter: { name: string; api: string; deviceType: string; driver: string; shaderF16: boolean } | null;
   calibration: {
     sequences: number;
     tokensPerSequence: number;
     cpuMs: number;
     gpuFirstMs: number | null;
     gpuMs: number | null;
+    /** How long the GPU's unfinished run was allowed (it lost, or the budget ran out). */
+    gpuAllowedMs: number | null;
     totalMs: number;
   } | null;
   /** Whether the decision came from an earlier calibration. */
   cached: boolean;
   /** Adapter, weights upload and pipelines, in ms. */
   gpuSetupMs: number | null;
+  /** How the GPU stores the linears' weights: 'f16' where the adapter has shader-f16. */
+  gpuWeights: 'f16' | 'f32' | null;
 }
 
 export interface Stats {
@@ -101,10 +107,14 @@ export interface Stats {
   keyword: boolean;
   /** The engine's cache of query embeddings. */
   queryCache: { hits: number; misses: number; entries: number; capacity: number };
-  /** Where documents are embedded (search queries are embedded on the CPU). */
+  /** Where texts are embedded, why, and what the calibration measured. */
   backend: BackendReport | null;
-  /** The latest `embed` or `add`: texts, milliseconds, backend. */
-  lastEmbedding: { texts: number; ms: number; backend: 'gpu' | 'cpu' } | null;
+  /** The latest `embed` or `add`: texts, milliseconds, backend (only from `stats()`). */
+  lastEmbedding?: { texts: number; ms: number; backend: 'gpu' | 'cpu' } | null;
+  /** Whether the index is on the GPU (uploaded by the first search that runs there). */
+  gpuSearch: boolean;
+  /** Why the index is searched on the CPU although the GPU backend runs, if it is. */
+  gpuSearchError: string | null;
 }
 
 export interface Document {

@@ -177,6 +177,7 @@ const handlers = {
     ready ??= init({ module_or_path: wasm });
     await ready;
     engine?.dispose();
+    engine?.free();
     engine = new Engine();
     persistName = name ?? null;
     lastEmbedding = null;
@@ -204,7 +205,7 @@ const handlers = {
   async remove({ ids }) { const n = engine.remove(ids); await persist(); return n; },
   stats: () => ({ ...engine.stats(), lastEmbedding }),
   indexBytes: () => engine.indexBytes(),
-  dispose() { engine?.dispose(); engine = null; return true; },
+  dispose() { engine?.dispose(); engine?.free(); engine = null; return true; },
   async clearCache() {
     if (typeof caches !== 'undefined') await caches.delete(CACHE);
     return true;

@@ -18,7 +18,7 @@ const PRESET = PRESETS[PRESET_NAME];
 const MODEL = PRESETS[params.get('model')] ? PRESET.model : params.get('model') ?? PRESET.model;
 const INDEX = params.get('index') ?? PRESET.index;
 // ?backend=gpu|cpu forces one; auto (default) calibrates once per device.
-const BACKEND = params.get('backend') ?? 'auto';
+const BACKEND = ['gpu', 'cpu'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 
 let quiver = null;
 let pending = null;

@@ -56,11 +56,15 @@ fn auto_calibrates_within_its_budget_once_per_model_and_adapter() {
     let path = dir.path().join("backend.json");
     decisions.save(&path).unwrap();
     let mut reloaded = DecisionCache::load(&path);
-    assert_eq!(reloaded, decisions);
+    assert_eq!(reloaded.len(), 1);
     let second = embedder(BackendChoice::Auto, &mut reloaded).report();
     assert!(second.cached, "{}", second.reason);
-    assert_eq!((second.active, second.calibration), (first.active, Some(calibration)));
-    assert_eq!(reloaded, decisions);
+    assert_eq!(second.active, first.active);
+    // Times survive the file to within JSON's float parsing.
+    let cached = second.calibration.expect("the cached calibration");
+    assert_eq!((cached.sequences, cached.gpu_ms.is_some()), (calibration.sequences, calibration.gpu_ms.is_some()));
+    assert!((cached.cpu_ms - calibration.cpu_ms).abs() < 1e-9);
+    assert_eq!(reloaded.len(), 1, "nothing new to cache");
 }
 
 #[test]
@@ -159,6 +163,16 @@ fn the_engine_on_the_gpu_finds_what_the_cpu_finds() {
             }
         }
     }
+
+    // A lost device: the CPU index answers from then on, and says why.
+    engine.embedder.gpu_context().unwrap().device().destroy();
+    let options = SearchOptions { k: 4, ..Default::default() };
+    let vector = cpu_index.vector(3).to_vec();
+    let found = block_on(engine.search_vector(&vector, &options)).unwrap();
+    assert_eq!(found[0].id, "3");
+    assert!(!engine.searches_on_gpu(&options));
+    let error = engine.gpu_search_error().expect("a reason");
+    assert!(error.starts_with("E_GPU_LOST"), "{error}");
 }
 
 #[test]

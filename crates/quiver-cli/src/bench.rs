@@ -91,7 +91,10 @@ pub fn bench_embed(args: BenchEmbedArgs) -> Result<()> {
     let threads = args.threads.or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse().ok()));
     let report = json!({
         "peer": "quiver",
-        "variant": format!("{}-f32", embedder.active()),
+        "variant": match embedder.report().gpu_weights.filter(|_| embedder.active() == Backend::Gpu) {
+            Some(weights) => format!("wgpu-{weights}-weights"),
+            None => "cpu-f32".to_owned(),
+        },
         "backend": embedder.report(),
         "n_docs": texts.len(),
         "n_tokens": n_tokens,
@@ -217,7 +220,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         pollster::block_on(embedder.embed_ids(&[sample[..16.min(sample.len())].to_vec()], 1))?;
         first_batch.insert(backend.to_string(), json!(ms(started.elapsed())));
         let mut tokens_per_s: Option<f64> = None;
-        for &seq in &args.seq_lens {
+        'shapes: for &seq in &args.seq_lens {
             for &batch in &args.batch_sizes {
                 let ids = shape(&sample, seq, batch)?;
                 let tokens = (seq * batch) as f64;
@@ -234,6 +237,14 @@ pub fn bench(args: BenchArgs) -> Result<()> {
                     let started = Instant::now();
                     pollster::block_on(embedder.embed_ids(&ids, batch))?;
                     times.push(ms(started.elapsed()));
+                }
+                if embedder.active() != backend {
+                    // The GPU failed and the CPU took over: these times are not the GPU's.
+                    let reason = embedder.report().reason;
+                    eprintln!("{backend} stopped: {reason}");
+                    let skipped = Some(format!("stopped: {reason}"));
+                    shapes.push(ShapeRun { backend, batch, seq, ms_per_batch: None, tokens_per_s: None, skipped });
+                    break 'shapes;
                 }
                 let median = median(&mut times);
                 let rate = tokens / (median / 1e3);
@@ -352,7 +363,7 @@ fn search_latency(args: &BenchArgs, dim: usize, gpu: Option<&Embedder>) -> Resul
     index.retrain_thresholds();
     let queries = unit(args.queries.max(1));
     let scan = match gpu.and_then(Embedder::gpu_context) {
-        Some(ctx) => Some(pollster::block_on(GpuScan::new(ctx, &index))?),
+        Some(ctx) => Some(pollster::block_on(GpuScan::new(&ctx, &index))?),
         None => None,
     };
     let mut out = Vec::new();

@@ -504,20 +504,22 @@ fn quiver_overrides(args: &OverrideArgs) -> Result<Overrides> {
 }
 
 fn load_encoder(dir: &Path, args: &OverrideArgs) -> Result<Encoder> {
+    Ok(read_model(dir, args)?.1)
+}
+
+/// A model folder's files and the CPU encoder made from them.
+fn read_model(dir: &Path, args: &OverrideArgs) -> Result<(ModelFiles, Encoder)> {
     let started = Instant::now();
-    let files = quiver::encoder::ModelFiles::read_dir(dir)?;
+    let files = ModelFiles::read_dir(dir)?;
     let encoder = Encoder::load_with(&files, &quiver_overrides(args)?)?;
     eprintln!("loaded {} ({} dims) in {:.2?}", encoder.id(), encoder.dim(), started.elapsed());
-    Ok(encoder)
+    Ok((files, encoder))
 }
 
 /// The encoder on the backend `args` asks for; `auto` decisions are cached in
 /// [`DecisionCache::default_path`]. Prints which backend runs and why.
 fn load_embedder(dir: &Path, overrides: &OverrideArgs, args: BackendArgs) -> Result<Embedder> {
-    let files = ModelFiles::read_dir(dir)?;
-    let started = Instant::now();
-    let encoder = Encoder::load_with(&files, &quiver_overrides(overrides)?)?;
-    eprintln!("loaded {} ({} dims) in {:.2?}", encoder.id(), encoder.dim(), started.elapsed());
+    let (files, encoder) = read_model(dir, overrides)?;
     let path = DecisionCache::default_path();
     let mut decisions = path.as_deref().map(DecisionCache::load).unwrap_or_default();
     let before = decisions.clone();
@@ -758,7 +760,7 @@ fn search_reranked(
     Ok(match cross_encoder {
         Some(cross) => quiver::search_reranked(
             engine.encoder(),
-            &engine.index,
+            engine.index(),
             &engine.cache,
             cross,
             query,
@@ -774,6 +776,9 @@ fn search(args: SearchArgs) -> Result<()> {
     let dir = model_dir_for(&index, args.model.clone())?;
     let embedder = load_embedder(&dir, &OverrideArgs::default(), args.backend)?;
     let engine = pollster::block_on(Engine::on_backend(embedder, index))?;
+    if let Some(error) = engine.gpu_search_error() {
+        eprintln!("the index is searched on the CPU: {error}");
+    }
     let cross_encoder = args.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
     let cli_filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;
     let stdout = std::io::stdout();

@@ -90,6 +90,36 @@ struct LayerBindings {
     output_norm: wgpu::BindGroup,
 }
 
+/// A submitted batch: see [`GpuBert::submit`].
+pub struct PendingEmbedding {
+    passes: Vec<PendingRead<f32>>,
+    values: usize,
+}
+
+impl PendingEmbedding {
+    /// The pooled vectors, `[sequences, hidden]` row-major, once the GPU is done.
+    pub async fn values(self) -> Result<Vec<f32>> {
+        Ok(self.values_within(None).await?.expect("no timeout, so never timed out"))
+    }
+
+    /// The vectors if the GPU is done within `timeout`, else `None`.
+    pub async fn values_within(self, timeout: Option<Duration>) -> Result<Option<Vec<f32>>> {
+        let started = web_time::Instant::now();
+        let mut vectors = Vec::with_capacity(self.values);
+        for pass in self.passes {
+            let values = match timeout {
+                None => pass.values().await?,
+                Some(t) => match pass.values_within(t.saturating_sub(started.elapsed())).await? {
+                    Some(values) => values,
+                    None => return Ok(None),
+                },
+            };
+            vectors.extend(values);
+        }
+        Ok(Some(vectors))
+    }
+}
+
 pub struct GpuBert {
     ctx: GpuContext,
     config: BertConfig,
@@ -228,14 +258,15 @@ impl GpuBert {
     /// `quiver_encoder::Encoder::tokenize` gives them) as one right-padded batch: the
     /// encoder, `pooling` over each sequence's real tokens and, if `normalize`, L2
     /// normalisation all run on the GPU; returns `[sequences, hidden]` row-major. A batch
-    /// too large for the device's limits runs as several passes.
+    /// too large for the device's limits runs as several passes, all submitted before the
+    /// first is read back.
     pub async fn embed_ids(&self, sequences: &[Vec<u32>], pooling: Pooling, normalize: bool) -> Result<Vec<f32>> {
-        let embedded = self.embed_ids_within(sequences, pooling, normalize, None).await?;
-        Ok(embedded.expect("no timeout, so never timed out"))
+        self.submit(sequences, pooling, normalize)?.values().await
     }
 
     /// As [`GpuBert::embed_ids`], but gives up waiting (`None`) once `timeout` has passed:
-    /// a calibration run must not take longer than its budget on a slow adapter.
+    /// a calibration run must not take longer than its budget on a slow adapter. The
+    /// timeout counts from the call, submission included.
     pub async fn embed_ids_within(
         &self,
         sequences: &[Vec<u32>],
@@ -243,6 +274,14 @@ impl GpuBert {
         normalize: bool,
         timeout: Option<Duration>,
     ) -> Result<Option<Vec<f32>>> {
+        let started = web_time::Instant::now();
+        let pending = self.submit(sequences, pooling, normalize)?;
+        pending.values_within(timeout.map(|t| t.saturating_sub(started.elapsed()))).await
+    }
+
+    /// Submits the batch and returns at once; [`PendingEmbedding::values`] waits for it.
+    /// Batches submitted one after another run in order and never wait for the CPU.
+    pub fn submit(&self, sequences: &[Vec<u32>], pooling: Pooling, normalize: bool) -> Result<PendingEmbedding> {
         let c = &self.config;
         if let Some(bad) = sequences.iter().find(|s| s.is_empty() || s.len() > c.max_position_embeddings) {
             return Err(GpuError::InvalidArgument {
@@ -256,25 +295,12 @@ impl GpuBert {
                 what: format!("token id {bad} is beyond the vocabulary of {}", c.vocab_size),
             });
         }
-        // All passes are submitted before the first is awaited: the GPU never waits on the CPU.
-        let pending = self
+        let passes = self
             .passes(sequences)?
             .into_iter()
             .map(|range| self.submit_pass(&sequences[range], pooling, normalize))
             .collect::<Result<Vec<_>>>()?;
-        let started = web_time::Instant::now();
-        let mut vectors = Vec::with_capacity(sequences.len() * c.hidden_size);
-        for pass in pending {
-            let values = match timeout {
-                None => pass.values().await?,
-                Some(t) => match pass.values_within(t.saturating_sub(started.elapsed())).await? {
-                    Some(values) => values,
-                    None => return Ok(None),
-                },
-            };
-            vectors.extend(values);
-        }
-        Ok(Some(vectors))
+        Ok(PendingEmbedding { passes, values: sequences.len() * c.hidden_size })
     }
 
     /// Splits the batch, in order, into passes whose widest activation

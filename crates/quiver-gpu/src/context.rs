@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wgpu::util::DeviceExt;
-
 use crate::{wait, GpuError, Result};
 
 /// One device and its queue. Cheap to clone: every clone shares the device.
@@ -167,12 +165,31 @@ impl GpuContext {
     pub fn storage_buffer<T: bytemuck::Pod>(&self, label: &str, values: &[T]) -> Result<wgpu::Buffer> {
         let bytes: &[u8] = bytemuck::cast_slice(values);
         self.check_binding_size(label, bytes.len() as u64)?;
-        let contents = if bytes.is_empty() { &[0u8; 4][..] } else { bytes };
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        Ok(self.buffer_holding(label, bytes, usage))
+    }
+
+    /// A buffer of `usage` holding `bytes`, written through the queue. Not
+    /// `create_buffer_init`: it panics on a lost device, where a queued write only reports
+    /// an error (which [`GpuContext::check`] returns).
+    fn buffer_holding(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let size = (bytes.len() as u64).max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        }))
+            size,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if !bytes.is_empty() {
+            if bytes.len() as u64 == size {
+                self.queue.write_buffer(&buffer, 0, bytes);
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(size as usize, 0);
+                self.queue.write_buffer(&buffer, 0, &padded);
+            }
+        }
+        buffer
     }
 
     /// A zeroed storage buffer of `bytes`.
@@ -188,11 +205,7 @@ impl GpuContext {
 
     /// A uniform buffer holding `value`, rewritable with `queue().write_buffer`.
     pub fn uniform_buffer<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        self.buffer_holding(label, bytemuck::bytes_of(value), wgpu::BufferUsages::UNIFORM)
     }
 
     /// A compute pipeline for `main` of `source`, with its override constants set. Shader

@@ -15,7 +15,7 @@ mod search;
 #[cfg_attr(not(target_arch = "wasm32"), path = "wait/native.rs")]
 mod wait;
 
-pub use bert::GpuBert;
+pub use bert::{GpuBert, PendingEmbedding};
 pub use context::{GpuContext, PendingRead};
 pub use error::{GpuError, Result};
 pub use kernels::matmul::Precision;

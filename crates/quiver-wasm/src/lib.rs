@@ -6,7 +6,10 @@ use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
 use quiver::encoder::{CrossEncoder, Encoder, ModelFiles, TextKind};
-use quiver::index::{Document, Filter, FlatIndex, Fusion, IndexConfig, Rescore, SearchMode, SearchOptions, Strategy};
+use quiver::gpu::GpuError;
+use quiver::index::{
+    Document, Filter, FlatIndex, Fusion, Hit, IndexConfig, Query, Rescore, SearchMode, SearchOptions, Strategy,
+};
 use quiver::{BackendChoice, DecisionCache, EmbedOptions, Embedder, GpuScan, QueryCache};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -67,8 +70,8 @@ struct JsDocument {
 
 #[wasm_bindgen]
 pub struct Engine {
-    /// Shared with the futures of the async methods. Borrowed only between awaits: the
-    /// worker runs one request at a time, and a second caller gets `E_BUSY`, not a trap.
+    /// Shared with the futures of the async methods; borrowed only between awaits (with
+    /// `try_borrow`: a borrow that cannot be had is an `E_BUSY` error, never a trap).
     state: Rc<RefCell<State>>,
 }
 
@@ -76,29 +79,40 @@ struct State {
     embedder: Option<Rc<Embedder>>,
     index: Option<FlatIndex>,
     reranker: Option<CrossEncoder>,
-    /// Query embeddings; emptied whenever the model or the index changes.
+    /// Query embeddings; emptied whenever the model or the index is replaced.
     cache: QueryCache,
-    /// The index on the GPU, uploaded on the first search that runs there; dropped
-    /// whenever the index changes.
+    /// The index on the GPU, uploaded by the first search that runs there.
     scan: Option<Rc<GpuScan>>,
-    /// Why the last GPU search fell back to the CPU index, if it did.
+    /// Why the index is not searched on the GPU although it would be: the upload or a GPU
+    /// search failed. Not retried until the index changes.
     scan_error: Option<String>,
+    /// Bumped whenever the index or the model changes: what an async call started on an
+    /// older one (an upload, a GPU search, embedded documents) is not used.
+    generation: u64,
     disposed: bool,
 }
 
 impl State {
-    /// Whether a vector search with `options` runs on the GPU (see `GpuScan::worth_it`).
+    /// Whether a vector search with `options` runs on the GPU.
     fn scans_on_gpu(&self, options: &SearchOptions) -> bool {
         let (Some(embedder), Some(index)) = (&self.embedder, &self.index) else { return false };
-        embedder.gpu_context().is_some()
+        self.scan_error.is_none()
             && GpuScan::handles(options)
-            && GpuScan::worth_it(embedder.report().requested, index.len())
+            && GpuScan::wanted(index, embedder.report().requested)
+            && embedder.gpu_context().is_some()
     }
 
-    /// A new index or model: the GPU's copy of the index and the cached query vectors
-    /// (whose dimensions follow the index) are stale.
-    fn replaced(&mut self) {
+    /// The index changed: the GPU's copy of it is stale.
+    fn index_changed(&mut self) {
         self.scan = None;
+        self.scan_error = None;
+        self.generation += 1;
+    }
+
+    /// A new index or model: the cached query vectors (whose dimensions follow the index)
+    /// are stale too.
+    fn replaced(&mut self) {
+        self.index_changed();
         self.cache.clear();
     }
 
@@ -147,7 +161,15 @@ impl Default for Engine {
 }
 
 fn busy() -> JsValue {
-    error("E_BUSY", "the engine is busy with another call: await each call before the next")
+    error("E_BUSY", "the engine is busy with another call")
+}
+
+fn borrow(state: &RefCell<State>) -> Result<Ref<'_, State>, JsValue> {
+    state.try_borrow().map_err(|_| busy())
+}
+
+fn borrow_mut(state: &RefCell<State>) -> Result<RefMut<'_, State>, JsValue> {
+    state.try_borrow_mut().map_err(|_| busy())
 }
 
 #[wasm_bindgen]
@@ -161,17 +183,18 @@ impl Engine {
             cache: QueryCache::default(),
             scan: None,
             scan_error: None,
+            generation: 0,
             disposed: false,
         };
         Engine { state: Rc::new(RefCell::new(state)) }
     }
 
     fn state(&self) -> Result<Ref<'_, State>, JsValue> {
-        self.state.try_borrow().map_err(|_| busy())
+        borrow(&self.state)
     }
 
     fn state_mut(&self) -> Result<RefMut<'_, State>, JsValue> {
-        self.state.try_borrow_mut().map_err(|_| busy())
+        borrow_mut(&self.state)
     }
 
     /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
@@ -206,7 +229,7 @@ impl Engine {
                 "backend": embedder.report(),
                 "decisions": decisions.to_json(),
             });
-            let mut state = state.try_borrow_mut().map_err(|_| busy())?;
+            let mut state = borrow_mut(&state)?;
             state.live()?;
             state.embedder = Some(Rc::new(embedder));
             state.replaced();
@@ -266,29 +289,39 @@ impl Engine {
     }
 
     /// Searches with a text query (`mode`: vector, keyword or hybrid); resolves to
-    /// `[{ id, score, metadata }]`, best first. The query is embedded on the CPU (one short
-    /// text gains least from a GPU); the scan runs on the GPU where `GpuScan` would.
+    /// `[{ id, score, metadata }]`, best first. The query is embedded on the engine's
+    /// backend (and cached); the scan runs on the GPU where `GpuScan` would.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<Promise, JsValue> {
         let query = query.as_string().ok_or_else(|| invalid("the query must be a string"))?;
         let (options, rerank) = search_options(options)?;
         let state = self.state()?;
-        let (encoder, index) = (state.encoder()?, state.index()?);
-        let results = match rerank {
-            Some(top) => {
-                let reranker =
-                    state.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
-                quiver::search_reranked(encoder, index, &state.cache, reranker, &query, &options, top)
-            }
-            None if state.scans_on_gpu(&options) => {
-                let vector = quiver::embed_query(encoder, index, &state.cache, &query).map_err(engine_error)?;
-                drop(state);
-                return self.search_on_gpu(vector.to_vec(), options);
-            }
-            None => {
-                quiver::search_text(encoder, index, &state.cache, &query, &options).map(|h| quiver::results(index, &h))
-            }
-        };
-        Ok(Promise::resolve(&to_js(&results.map_err(engine_error)?)?))
+        let (embedder, index) = (state.embedder()?.clone(), state.index()?);
+        if let Some(top) = rerank {
+            let reranker = state.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
+            let results =
+                quiver::search_reranked(embedder.encoder(), index, &state.cache, reranker, &query, &options, top);
+            return Ok(Promise::resolve(&to_js(&results.map_err(engine_error)?)?));
+        }
+        if options.mode == SearchMode::Keyword {
+            let hits =
+                index.search_query(&Query { vector: None, text: Some(&query) }, &options).map_err(engine_error)?;
+            return Ok(Promise::resolve(&to_js(&quiver::results(index, &hits))?));
+        }
+        let cached = state.cache.lookup(&query);
+        let embed_options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
+        let embed_options = quiver::options_for(index, embedder.encoder(), &embed_options);
+        drop(state);
+        let shared = self.state.clone();
+        Ok(future_to_promise(async move {
+            let vector = match cached {
+                Some(vector) => vector,
+                None => {
+                    let embedded = embedder.embed(&[&query], &embed_options).await.map_err(engine_error)?;
+                    borrow(&shared)?.cache.store(&query, embedded.data)
+                }
+            };
+            search_embedded(&shared, &vector, Some(&query), &options).await
+        }))
     }
 
     /// Searches with a vector of the index's dimension; resolves to the results.
@@ -298,68 +331,9 @@ impl Engine {
         if rerank.is_some() {
             return Err(invalid("rerank needs a text query: use search"));
         }
-        let state = self.state()?;
-        let index = state.index()?;
-        if state.scans_on_gpu(&options) {
-            drop(state);
-            return self.search_on_gpu(vector, options);
-        }
-        let hits = index.search(&vector, &options).map_err(engine_error)?;
-        Ok(Promise::resolve(&to_js(&quiver::results(index, &hits))?))
-    }
-
-    /// A vector search on the GPU's copy of the index (uploaded first if stale); the CPU
-    /// index answers if the GPU fails.
-    fn search_on_gpu(&self, vector: Vec<f32>, options: SearchOptions) -> Result<Promise, JsValue> {
+        self.state()?.index()?;
         let shared = self.state.clone();
-        Ok(future_to_promise(async move {
-            let scan = {
-                let state = shared.try_borrow().map_err(|_| busy())?;
-                state.scan.clone()
-            };
-            let scan = match scan {
-                Some(scan) => Some(scan),
-                None => {
-                    let embedder = shared.try_borrow().map_err(|_| busy())?.embedder()?.clone();
-                    let ctx = embedder.gpu_context().expect("the GPU backend is active").clone();
-                    // The index is cloned out of the state so no borrow is held while uploading.
-                    let index = shared.try_borrow().map_err(|_| busy())?.index()?.clone();
-                    let uploaded = GpuScan::new(&ctx, &index).await;
-                    let mut state = shared.try_borrow_mut().map_err(|_| busy())?;
-                    let scan = match uploaded {
-                        Ok(scan) => Some(Rc::new(scan)),
-                        Err(e) => {
-                            state.scan_error = Some(format!("{}: {e}", e.code()));
-                            None
-                        }
-                    };
-                    state.scan = scan.clone();
-                    scan
-                }
-            };
-            let prepared = match &scan {
-                Some(scan) => Some(scan.prepare(shared.try_borrow().map_err(|_| busy())?.index()?, &vector, &options)),
-                None => None,
-            };
-            let hits = match (scan, prepared) {
-                (Some(scan), Some(Ok(query))) => match scan.run(&query).await {
-                    Ok(hits) => Some(hits),
-                    Err(e) => {
-                        shared.try_borrow_mut().map_err(|_| busy())?.scan_error = Some(format!("{}: {e}", e.code()));
-                        None
-                    }
-                },
-                (_, Some(Err(e))) => return Err(engine_error(e)),
-                _ => None,
-            };
-            let state = shared.try_borrow().map_err(|_| busy())?;
-            let index = state.index()?;
-            let hits = match hits {
-                Some(hits) => hits,
-                None => index.search(&vector, &options).map_err(engine_error)?,
-            };
-            to_js(&quiver::results(index, &hits))
-        }))
+        Ok(future_to_promise(async move { search_embedded(&shared, &vector, None, &options).await }))
     }
 
     /// Embeds (on the engine's backend) and adds (or replaces) `[{ id, text, metadata? }]`;
@@ -367,14 +341,14 @@ impl Engine {
     pub fn add(&self, docs: JsValue) -> Result<Promise, JsValue> {
         let docs: Vec<JsDocument> =
             serde_wasm_bindgen::from_value(docs).map_err(|e| invalid(format!("documents: {e}")))?;
-        let (embedder, options) = {
+        let (embedder, options, generation) = {
             let mut state = self.state_mut()?;
             if state.index.is_none() {
                 state.new_index()?;
             }
             let embedder = state.embedder()?.clone();
             let options = quiver::options_for(state.index()?, embedder.encoder(), &EmbedOptions::default());
-            (embedder, options)
+            (embedder, options, state.generation)
         };
         let state = self.state.clone();
         Ok(future_to_promise(async move {
@@ -390,12 +364,14 @@ impl Engine {
                     text: Some(&d.text),
                 })
                 .collect();
-            let mut state = state.try_borrow_mut().map_err(|_| busy())?;
+            let mut state = borrow_mut(&state)?;
+            if state.generation != generation {
+                return Err(busy());
+            }
             let index = state.index_mut()?;
             index.upsert(&batch).map_err(engine_error)?;
             let len = index.len();
-            // The GPU's copy of the index is stale.
-            state.scan = None;
+            state.index_changed();
             Ok(JsValue::from(len))
         }))
     }
@@ -407,7 +383,7 @@ impl Engine {
         let index = state.index_mut()?;
         index.remove(&ids).map_err(engine_error)?;
         let len = index.len();
-        state.scan = None;
+        state.index_changed();
         Ok(len)
     }
 
@@ -443,9 +419,91 @@ impl Engine {
         state.embedder = None;
         state.index = None;
         state.reranker = None;
-        state.cache.clear();
+        state.replaced();
         state.disposed = true;
         Ok(())
+    }
+}
+
+/// Searches the index with a query vector (and its text, for hybrid search): on the GPU
+/// where `State::scans_on_gpu`, else (or when the GPU fails, or the index changed
+/// meanwhile) on the CPU index.
+async fn search_embedded(
+    shared: &RefCell<State>,
+    vector: &[f32],
+    text: Option<&str>,
+    options: &SearchOptions,
+) -> Result<JsValue, JsValue> {
+    let on_gpu = {
+        let state = borrow(shared)?;
+        state.index()?;
+        state.scans_on_gpu(options).then(|| (state.generation, state.scan.clone()))
+    };
+    if let Some((generation, scan)) = on_gpu {
+        if let Some(hits) = gpu_hits(shared, generation, scan, vector, options).await? {
+            let state = borrow(shared)?;
+            if state.generation == generation {
+                return to_js(&quiver::results(state.index()?, &hits));
+            }
+        }
+    }
+    let state = borrow(shared)?;
+    let index = state.index()?;
+    let hits = index.search_query(&Query { vector: Some(vector), text }, options).map_err(engine_error)?;
+    to_js(&quiver::results(index, &hits))
+}
+
+/// The GPU's hits for a vector search (uploading the index first when it is not there), or
+/// `None` for the CPU to answer: the GPU failed (remembered in `scan_error`) or the index
+/// changed while the GPU worked. Bad input is an error, as on the CPU.
+async fn gpu_hits(
+    shared: &RefCell<State>,
+    generation: u64,
+    scan: Option<Rc<GpuScan>>,
+    vector: &[f32],
+    options: &SearchOptions,
+) -> Result<Option<Vec<Hit>>, JsValue> {
+    let failed = |error: GpuError| -> Result<Option<Vec<Hit>>, JsValue> {
+        let mut state = borrow_mut(shared)?;
+        if state.generation == generation {
+            state.scan = None;
+            state.scan_error = Some(format!("{}: {error}", error.code()));
+        }
+        Ok(None)
+    };
+    let scan = match scan {
+        Some(scan) => scan,
+        None => {
+            let (ctx, index) = {
+                let state = borrow(shared)?;
+                let ctx = state.embedder()?.gpu_context();
+                // A copy: no borrow is held while it uploads.
+                (ctx, state.index()?.clone())
+            };
+            let Some(ctx) = ctx else { return Ok(None) };
+            let uploaded = match GpuScan::new(&ctx, &index).await {
+                Ok(scan) => Rc::new(scan),
+                Err(e) => return failed(e),
+            };
+            let mut state = borrow_mut(shared)?;
+            if state.generation != generation {
+                return Ok(None);
+            }
+            state.scan = Some(uploaded.clone());
+            uploaded
+        }
+    };
+    let query = {
+        let state = borrow(shared)?;
+        if state.generation != generation {
+            return Ok(None);
+        }
+        scan.prepare(state.index()?, vector, options).map_err(engine_error)?
+    };
+    match scan.run(&query).await {
+        Ok(hits) => Ok(Some(hits)),
+        Err(quiver::EngineError::Gpu(e)) => failed(e),
+        Err(e) => Err(engine_error(e)),
     }
 }
 

@@ -18,7 +18,7 @@ pub use quiver_encoder as encoder;
 pub use quiver_gpu as gpu;
 pub use quiver_index as index;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use quiver_encoder::{CrossEncoder, Embeddings, Encoder, TextKind};
 use quiver_index::{Document, FlatIndex, Hit, IndexConfig, ModelInfo, Query, SearchMode, SearchOptions};
@@ -56,7 +56,7 @@ pub fn check_model(index: &FlatIndex, encoder: &Encoder) -> Result<()> {
         format!(
             "{} (weights {}…, pooling {}, normalize {})",
             m.id,
-            &m.weights_sha256[..12.min(m.weights_sha256.len())],
+            m.weights_sha256.get(..12).unwrap_or(&m.weights_sha256),
             m.pooling,
             m.normalize
         )
@@ -291,39 +291,72 @@ pub fn passage_text(result: &SearchResult) -> String {
 /// runs), and its query cache.
 pub struct Engine {
     pub embedder: Embedder,
-    pub index: FlatIndex,
+    /// Private: the GPU holds a copy of it, which a change here would leave stale.
+    index: FlatIndex,
     pub cache: QueryCache,
-    scan: Option<GpuScan>,
+    /// The index on the GPU; dropped when a GPU search fails.
+    scan: Mutex<Option<Arc<GpuScan>>>,
+    /// Why the index is not (or no longer) searched on the GPU, if it was meant to be.
+    scan_error: Mutex<Option<String>>,
 }
 
 impl Engine {
     /// The engine on the CPU.
     pub fn new(encoder: Encoder, index: FlatIndex) -> Result<Self> {
         check_model(&index, &encoder)?;
-        Ok(Engine { embedder: Embedder::cpu(encoder), index, cache: QueryCache::default(), scan: None })
+        Ok(Engine {
+            embedder: Embedder::cpu(encoder),
+            index,
+            cache: QueryCache::default(),
+            scan: Mutex::default(),
+            scan_error: Mutex::default(),
+        })
     }
 
-    /// The engine on `embedder`'s backend: with the GPU backend, a large index (or any,
-    /// when the GPU was asked for) is uploaded too and the searches it can do run there
-    /// (see [`GpuScan`]). An index the GPU cannot hold is searched on the CPU.
+    /// The engine on `embedder`'s backend: with the GPU backend, an index that belongs on
+    /// the GPU ([`GpuScan::wanted`]) is uploaded, and the searches it handles run there.
+    /// An index the GPU cannot take is searched on the CPU, and [`Engine::gpu_search_error`]
+    /// says why.
     pub async fn on_backend(embedder: Embedder, index: FlatIndex) -> Result<Self> {
         check_model(&index, embedder.encoder())?;
-        let scan = match embedder.gpu_context() {
-            Some(ctx) if GpuScan::worth_it(embedder.report().requested, index.len()) => {
-                GpuScan::new(ctx, &index).await.ok()
+        let (mut scan, mut scan_error) = (None, None);
+        if let Some(ctx) = embedder.gpu_context().filter(|_| GpuScan::wanted(&index, embedder.report().requested)) {
+            match GpuScan::new(&ctx, &index).await {
+                Ok(uploaded) => scan = Some(Arc::new(uploaded)),
+                Err(e) => scan_error = Some(format!("{}: {e}", e.code())),
             }
-            _ => None,
-        };
-        Ok(Engine { embedder, index, cache: QueryCache::default(), scan })
+        }
+        Ok(Engine {
+            embedder,
+            index,
+            cache: QueryCache::default(),
+            scan: Mutex::new(scan),
+            scan_error: Mutex::new(scan_error),
+        })
     }
 
     pub fn encoder(&self) -> &Encoder {
         self.embedder.encoder()
     }
 
+    pub fn index(&self) -> &FlatIndex {
+        &self.index
+    }
+
+    /// Why the index is not searched on the GPU although the GPU backend runs, if so.
+    pub fn gpu_search_error(&self) -> Option<String> {
+        self.scan_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The GPU's copy of the index, when vector searches with `options` run there.
+    fn gpu_scan(&self, options: &SearchOptions) -> Option<Arc<GpuScan>> {
+        let scan = self.scan.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        scan.filter(|_| GpuScan::handles(options))
+    }
+
     /// Whether vector searches with `options` run on the GPU.
     pub fn searches_on_gpu(&self, options: &SearchOptions) -> bool {
-        self.scan.is_some() && GpuScan::handles(options)
+        self.gpu_scan(options).is_some()
     }
 
     /// Searches for a text query in `options.mode` (vector, keyword or hybrid); the query's
@@ -343,10 +376,16 @@ impl Engine {
     }
 
     pub async fn search_vector(&self, vector: &[f32], options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        if let (Some(scan), true) = (&self.scan, GpuScan::handles(options)) {
-            // The CPU answers whatever the GPU fails to: never a missing result.
-            if let Ok(hits) = scan.search(&self.index, vector, options).await {
-                return Ok(results(&self.index, &hits));
+        if let Some(scan) = self.gpu_scan(options) {
+            match scan.search(&self.index, vector, options).await {
+                Ok(hits) => return Ok(results(&self.index, &hits)),
+                // Bad input is the caller's: the CPU index refuses it too.
+                Err(e @ EngineError::Index(_)) => return Err(e),
+                // The CPU answers from now on, and says why.
+                Err(e) => {
+                    self.scan.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    *self.scan_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{}: {e}", e.code()));
+                }
             }
         }
         Ok(results(&self.index, &self.index.search(vector, options)?))

@@ -5,7 +5,7 @@ use super::dispatch;
 use crate::context::workgroups;
 use crate::{GpuContext, GpuError, Result};
 
-const SOURCE: &str = include_str!("attention.wgsl");
+pub const SOURCE: &str = include_str!("attention.wgsl");
 /// Each invocation keeps its head's query and output in registers, as up to 16 vec4.
 pub const MAX_HEAD_DIM: usize = 64;
 /// Invocations per workgroup, each one (head, query) of a sequence.

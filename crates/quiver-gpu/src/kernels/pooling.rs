@@ -7,7 +7,7 @@ use super::dispatch;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
-const SOURCE: &str = include_str!("pooling.wgsl");
+pub const SOURCE: &str = concat!(include_str!("workgroup_sum.wgsl"), include_str!("pooling.wgsl"));
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]

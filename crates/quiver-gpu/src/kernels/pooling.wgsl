@@ -16,23 +16,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> pooled: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-const THREADS: u32 = 64u;
-
-var<workgroup> partial: array<f32, 64>;
-
-fn workgroup_sum(value: f32, t: u32) -> f32 {
-    partial[t] = value;
-    workgroupBarrier();
-    for (var stride = THREADS / 2u; stride > 0u; stride >>= 1u) {
-        if (t < stride) {
-            partial[t] += partial[t + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
+// THREADS and workgroup_sum come from workgroup_sum.wgsl, prepended by the Rust.
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {

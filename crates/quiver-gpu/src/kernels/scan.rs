@@ -1,10 +1,12 @@
-//! One query against a chunk of index rows: dot products of f32 vectors
-//! (`dot_scan.wgsl`) or Hamming distances of binary codes (`hamming_scan.wgsl`), each row
-//! written as a [`Candidate`] for [`super::top_k`].
+//! One query against a chunk of index rows: dot products of f32 vectors or Hamming
+//! distances of binary codes (`scan.wgsl`, specialised by its `HAMMING` constant), each row
+//! written as a [`Candidate`](super::top_k::Candidate) for [`super::top_k`].
 
 use super::dispatch;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
+
+pub const SOURCE: &str = include_str!("scan.wgsl");
 
 /// Rows per workgroup: one invocation each.
 pub const ROWS_PER_GROUP: usize = 256;
@@ -33,12 +35,12 @@ pub struct Scan {
 impl Scan {
     /// Scores are dot products.
     pub async fn dot(ctx: &GpuContext) -> Result<Self> {
-        Ok(Scan { pipeline: ctx.compute_pipeline("dot_scan", include_str!("dot_scan.wgsl"), &[]).await? })
+        Ok(Scan { pipeline: ctx.compute_pipeline("dot scan", SOURCE, &[("HAMMING", 0.0)]).await? })
     }
 
     /// Scores are negated Hamming distances.
     pub async fn hamming(ctx: &GpuContext) -> Result<Self> {
-        Ok(Scan { pipeline: ctx.compute_pipeline("hamming_scan", include_str!("hamming_scan.wgsl"), &[]).await? })
+        Ok(Scan { pipeline: ctx.compute_pipeline("Hamming scan", SOURCE, &[("HAMMING", 1.0)]).await? })
     }
 
     /// Binds the chunk's rows, the query, the candidates (the whole index's) and a uniform

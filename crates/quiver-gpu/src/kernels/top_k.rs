@@ -5,7 +5,7 @@ use super::dispatch;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
-const SOURCE: &str = include_str!("top_k.wgsl");
+pub const SOURCE: &str = include_str!("top_k.wgsl");
 /// Candidates sorted per workgroup.
 pub const BLOCK: usize = 1024;
 

@@ -1,7 +1,9 @@
 //! The calibration run behind `auto`: the same representative batch on the CPU and on the
 //! GPU, within [`CALIBRATION_BUDGET`] in all. The GPU only ever gets the time that is left
 //! and, for the timed run, no more than the CPU took: a GPU still busy then has lost, and
-//! nobody waits for it (on lavapipe or SwiftShader it loses within the budget).
+//! nobody waits for it (on lavapipe or SwiftShader it loses within the budget). Where the
+//! budget ran out before the GPU had the CPU's time, the outcome is inconclusive: the CPU
+//! runs this time and nothing is cached.
 
 use std::time::Duration;
 
@@ -46,11 +48,20 @@ pub struct Calibration {
     pub gpu_first_ms: Option<f64>,
     /// The GPU's timed run; `None` when it did not finish before the CPU's time was up.
     pub gpu_ms: Option<f64>,
+    /// How long the GPU's unfinished run was allowed: the CPU's time, or less where the
+    /// budget ran out first (then the calibration is inconclusive).
+    pub gpu_allowed_ms: Option<f64>,
     /// The whole calibration, both backends.
     pub total_ms: f64,
 }
 
 impl Calibration {
+    /// Whether the outcome would hold on a rerun: the GPU finished, or had at least the
+    /// CPU's time and did not.
+    pub fn conclusive(&self) -> bool {
+        self.gpu_ms.is_some() || self.gpu_allowed_ms.is_some_and(|allowed| allowed >= self.cpu_ms)
+    }
+
     pub fn winner(&self) -> Backend {
         match self.gpu_ms {
             Some(gpu) if gpu < self.cpu_ms => Backend::Gpu,
@@ -60,15 +71,16 @@ impl Calibration {
 
     /// One line for reports: both times on the batch and who won.
     pub fn summary(&self) -> String {
-        let ms = |t: Option<f64>| t.map_or("unfinished".to_owned(), |t| format!("{t:.1} ms"));
+        let unfinished = self.gpu_allowed_ms.map_or("unfinished".to_owned(), |t| format!("unfinished in {t:.1} ms"));
+        let gpu = |t: Option<f64>| t.map_or(unfinished.clone(), |t| format!("{t:.1} ms"));
+        let first = self.gpu_first_ms.map_or("none".to_owned(), |t| format!("{t:.1} ms"));
         format!(
-            "{} wins on {}×{} tokens (CPU {:.1} ms, GPU {}, GPU first run {})",
+            "{} wins on {}×{} tokens (CPU {:.1} ms, GPU {}; the GPU's first run of one sequence {first})",
             self.winner().to_string().to_uppercase(),
             self.sequences,
             self.tokens_per_sequence,
             self.cpu_ms,
-            ms(self.gpu_ms),
-            ms(self.gpu_first_ms)
+            gpu(self.gpu_ms),
         )
     }
 }
@@ -98,12 +110,17 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
         cpu_ms: ms(cpu),
         gpu_first_ms: None,
         gpu_ms: None,
+        gpu_allowed_ms: None,
         total_ms: 0.0,
     };
     // One sequence first: its time is the first-batch latency (pipelines a driver compiles
     // lazily), and a slow adapter abandons little work when it runs out of time.
     let first = Instant::now();
-    let first_run = gpu.embed_ids_within(&ids[..1], s.pooling, s.normalize, Some(left(started))).await?;
+    let allowed = left(started);
+    let first_run = gpu.embed_ids_within(&ids[..1], s.pooling, s.normalize, Some(allowed)).await?;
+    if first_run.is_none() {
+        calibration.gpu_allowed_ms = Some(ms(allowed));
+    }
     if let Some(on_gpu) = first_run {
         calibration.gpu_first_ms = Some(ms(first.elapsed()));
         let agreement = cosine(&on_gpu, &on_cpu[..on_gpu.len()]);
@@ -117,6 +134,8 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
         let deadline = left(started).min(cpu);
         if gpu.embed_ids_within(&ids, s.pooling, s.normalize, Some(deadline)).await?.is_some() {
             calibration.gpu_ms = Some(ms(timed.elapsed()));
+        } else {
+            calibration.gpu_allowed_ms = Some(ms(deadline));
         }
     }
     calibration.total_ms = ms(started.elapsed());

@@ -6,16 +6,30 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use quiver_encoder::Encoder;
+use quiver_gpu::GpuError;
 use serde::{Deserialize, Serialize};
 
 use super::{AdapterSummary, Backend, Calibration};
 use crate::{EngineError, Result};
 
-/// A cached choice and the calibration it came from.
+/// A cached choice, why, and the calibration it came from (none for a GPU that failed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub backend: Backend,
-    pub calibration: Calibration,
+    pub reason: String,
+    pub fallback_code: Option<String>,
+    pub calibration: Option<Calibration>,
+}
+
+impl Decision {
+    pub fn calibrated(calibration: &Calibration) -> Self {
+        Decision {
+            backend: calibration.winner(),
+            reason: calibration.summary(),
+            fallback_code: None,
+            calibration: Some(calibration.clone()),
+        }
+    }
 }
 
 /// Decisions by [`DecisionCache::key`].
@@ -26,15 +40,18 @@ pub struct DecisionCache {
 }
 
 impl DecisionCache {
-    /// Model (by weights hash) and adapter (name, API, driver) and this version of Quiver,
-    /// whose kernels may change the answer.
+    /// Model (by weights hash) and adapter (name, API, kind, driver) and this version of
+    /// Quiver, whose kernels may change the answer.
     pub fn key(encoder: &Encoder, adapter: &AdapterSummary) -> String {
-        let weights = &encoder.weights_sha256()[..16.min(encoder.weights_sha256().len())];
+        let hash = encoder.weights_sha256();
+        // `get`: a hash handed in from JS need not be ASCII.
+        let weights = hash.get(..16).unwrap_or(hash);
         format!(
-            "{} {weights} | {} {} {} | quiver {}",
+            "{} {weights} | {} {} {} {} | quiver {}",
             encoder.id(),
             adapter.name,
             adapter.api,
+            adapter.device_type,
             adapter.driver,
             env!("CARGO_PKG_VERSION")
         )
@@ -46,6 +63,23 @@ impl DecisionCache {
 
     pub fn insert(&mut self, key: String, decision: Decision) {
         self.decisions.insert(key, decision);
+    }
+
+    /// After the GPU failed under `auto`: a `lasting` failure (a kernel, the model, the
+    /// limits) is remembered as a CPU decision, so later loads skip the GPU; any other (a
+    /// lost device, memory) forgets what was cached, so the next load tries again.
+    pub fn remember_failure(&mut self, key: String, error: &GpuError, lasting: bool) {
+        if lasting {
+            let decision = Decision {
+                backend: Backend::Cpu,
+                reason: format!("the GPU failed: {error}"),
+                fallback_code: Some(error.code().to_owned()),
+                calibration: None,
+            };
+            self.decisions.insert(key, decision);
+        } else {
+            self.decisions.remove(&key);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -12,7 +12,7 @@ mod scan;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use quiver_encoder::{length_batches, Embeddings, Encoder, ModelFiles, TextKind};
 use quiver_gpu::{wgpu, GpuBert, GpuContext, GpuError};
@@ -70,6 +70,7 @@ impl fmt::Display for Backend {
 
 /// The GPU adapter, as its driver names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AdapterSummary {
     pub name: String,
     /// vulkan, metal, dx12 or browser webgpu.
@@ -128,8 +129,20 @@ pub struct BackendReport {
 /// at hand to fall back on.
 pub struct Embedder {
     encoder: Encoder,
-    gpu: Option<GpuBert>,
+    /// The GPU model while the GPU backend is active; taken (its memory freed) when a GPU
+    /// error sends the work to the CPU.
+    gpu: Mutex<Option<Arc<GpuBert>>>,
     report: Mutex<BackendReport>,
+}
+
+/// Errors that will happen again on this model and adapter: `auto` remembers them.
+fn lasting(error: &GpuError) -> bool {
+    matches!(error, GpuError::Kernel { .. } | GpuError::Unsupported { .. } | GpuError::Limits { .. })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: still usable after a panic elsewhere.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Embedder {
@@ -146,20 +159,20 @@ impl Embedder {
             gpu_setup_ms: None,
             gpu_weights: None,
         };
-        Embedder { encoder, gpu: None, report: Mutex::new(report) }
+        Embedder { encoder, gpu: Mutex::new(None), report: Mutex::new(report) }
     }
 
     /// `encoder` (loaded from `files`) on the backend `choice` picks: `Gpu` uses the GPU
     /// whenever one works, `Auto` when it is also faster here, by `decisions` or by a
-    /// calibration run recorded in `decisions`. Never fails: without a working GPU the
-    /// CPU runs, and the report says why.
+    /// calibration run recorded in `decisions` (with failures that would recur). Never
+    /// fails: without a working GPU the CPU runs, and the report says why.
     pub async fn new(
         encoder: Encoder,
         files: &ModelFiles,
         choice: BackendChoice,
         decisions: &mut DecisionCache,
     ) -> Self {
-        let mut embedder = Embedder::cpu(encoder);
+        let embedder = Embedder::cpu(encoder);
         if choice == BackendChoice::Cpu {
             return embedder;
         }
@@ -167,50 +180,61 @@ impl Embedder {
         let mut report = BackendReport { requested: choice, reason: String::new(), ..embedder.report() };
         let ctx = match GpuContext::request().await {
             Ok(ctx) => ctx,
+            // Not remembered: a driver may be installed, a browser flag turned on.
             Err(e) => return embedder.falling_back(report, &e),
         };
         let adapter = AdapterSummary::of(&ctx);
         report.adapter = Some(adapter.clone());
         let key = DecisionCache::key(&embedder.encoder, &adapter);
-        let cached = decisions.get(&key).cloned();
-        if let Some(decision) = cached.as_ref().filter(|_| choice == BackendChoice::Auto) {
-            report.calibration = Some(decision.calibration.clone());
+        let cached = decisions.get(&key).cloned().filter(|_| choice == BackendChoice::Auto);
+        if let Some(decision) = &cached {
             report.cached = true;
+            report.calibration = decision.calibration.clone();
+            report.fallback_code = decision.fallback_code.clone();
+            report.reason = format!("cached for this model and adapter: {}", decision.reason);
             if decision.backend == Backend::Cpu {
-                report.reason =
-                    format!("cached calibration for this model and adapter: {}", decision.calibration.summary());
                 embedder.set_report(report);
                 return embedder;
             }
         }
         // Calibration compares the two backends' vectors itself, within its budget.
-        let checked = choice == BackendChoice::Gpu || report.cached;
+        let checked = choice == BackendChoice::Gpu || cached.is_some();
         let gpu = match embedder.ready_gpu(&ctx, files, checked).await {
             Ok(gpu) => gpu,
-            Err(e) => return embedder.falling_back(report, &e),
+            Err(e) => {
+                if choice == BackendChoice::Auto {
+                    decisions.remember_failure(key, &e, lasting(&e));
+                }
+                return embedder.falling_back(report, &e);
+            }
         };
         report.gpu_setup_ms = Some(started.elapsed().as_secs_f64() * 1e3);
         report.gpu_weights = Some(gpu.precision().as_str().to_owned());
         if choice == BackendChoice::Gpu {
             report.active = Backend::Gpu;
             report.reason = "the GPU backend was asked for".into();
-        } else if report.cached {
+        } else if cached.is_some() {
             report.active = Backend::Gpu;
-            let summary = report.calibration.as_ref().map(Calibration::summary).unwrap_or_default();
-            report.reason = format!("cached calibration for this model and adapter: {summary}");
         } else {
             match calibration::calibrate(&embedder.encoder, &gpu).await {
                 Ok(calibration) => {
                     report.active = calibration.winner();
                     report.reason = format!("calibrated now: {}", calibration.summary());
-                    decisions.insert(key, Decision { backend: report.active, calibration: calibration.clone() });
+                    if calibration.conclusive() {
+                        decisions.insert(key, Decision::calibrated(&calibration));
+                    } else {
+                        report.reason.push_str(" — inconclusive (the GPU ran out of budget), so not cached");
+                    }
                     report.calibration = Some(calibration);
                 }
-                Err(e) => return embedder.falling_back(report, &e),
+                Err(e) => {
+                    decisions.remember_failure(key, &e, lasting(&e));
+                    return embedder.falling_back(report, &e);
+                }
             }
         }
         if report.active == Backend::Gpu {
-            embedder.gpu = Some(gpu);
+            *lock(&embedder.gpu) = Some(Arc::new(gpu));
         }
         embedder.set_report(report);
         embedder
@@ -237,25 +261,32 @@ impl Embedder {
         Ok(gpu)
     }
 
-    fn falling_back(mut self, mut report: BackendReport, error: &GpuError) -> Self {
-        report.active = Backend::Cpu;
-        report.reason = format!("fell back to the CPU: {error}");
-        report.fallback_code = Some(error.code().to_owned());
-        self.gpu = None;
-        self.set_report(report);
+    fn falling_back(self, report: BackendReport, error: &GpuError) -> Self {
+        self.fall_back(report, error);
         self
     }
 
+    /// From now on the CPU embeds; the GPU model is dropped.
+    fn fall_back(&self, report: BackendReport, error: &GpuError) {
+        lock(&self.gpu).take();
+        self.set_report(BackendReport {
+            active: Backend::Cpu,
+            reason: format!("fell back to the CPU: {error}"),
+            fallback_code: Some(error.code().to_owned()),
+            ..report
+        });
+    }
+
     fn set_report(&self, report: BackendReport) {
-        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = report;
+        *lock(&self.report) = report;
     }
 
     pub fn report(&self) -> BackendReport {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.report).clone()
     }
 
     pub fn active(&self) -> Backend {
-        self.report.lock().unwrap_or_else(|e| e.into_inner()).active
+        lock(&self.report).active
     }
 
     pub fn encoder(&self) -> &Encoder {
@@ -263,8 +294,8 @@ impl Embedder {
     }
 
     /// The GPU's device, while the GPU backend is active: for [`GpuScan`].
-    pub fn gpu_context(&self) -> Option<&GpuContext> {
-        self.gpu.as_ref().filter(|_| self.active() == Backend::Gpu).map(GpuBert::context)
+    pub fn gpu_context(&self) -> Option<GpuContext> {
+        lock(&self.gpu).as_ref().map(|gpu| gpu.context().clone())
     }
 
     /// [`crate::embed`] on the active backend. Chunked embedding runs on the CPU.
@@ -283,27 +314,21 @@ impl Embedder {
     /// Token id sequences (special tokens included) on the active backend, in batches of at
     /// most `batch_size` grouped by length as the CPU encoder groups them.
     pub async fn embed_ids(&self, sequences: &[Vec<u32>], batch_size: usize) -> Result<Embeddings> {
-        if let Some(gpu) = self.gpu.as_ref().filter(|_| self.active() == Backend::Gpu) {
-            match self.embed_ids_on(gpu, sequences, batch_size).await {
+        let gpu = lock(&self.gpu).clone();
+        if let Some(gpu) = gpu {
+            match self.embed_ids_on(&gpu, sequences, batch_size).await {
                 Ok(embeddings) => return Ok(embeddings),
                 // Bad input is the caller's: the CPU would refuse it too.
                 Err(GpuError::InvalidArgument { op, what }) => return Err(EngineError::InvalidArgument { op, what }),
                 Err(GpuError::Model(e)) => return Err(e.into()),
-                Err(e) => {
-                    let report = self.report();
-                    let fallback = BackendReport {
-                        active: Backend::Cpu,
-                        reason: format!("fell back to the CPU: {e}"),
-                        fallback_code: Some(e.code().to_owned()),
-                        ..report
-                    };
-                    self.set_report(fallback);
-                }
+                Err(e) => self.fall_back(self.report(), &e),
             }
         }
         Ok(self.encoder.embed_ids(sequences, batch_size)?)
     }
 
+    /// Every length batch is submitted before the first is read back, so the GPU never
+    /// waits for the CPU between batches.
     async fn embed_ids_on(
         &self,
         gpu: &GpuBert,
@@ -319,10 +344,17 @@ impl Embedder {
         }
         let (dim, s) = (self.encoder.dim(), self.encoder.sentence_config());
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let batches = length_batches(&lengths, batch_size);
+        let pending = batches
+            .iter()
+            .map(|batch| {
+                let members: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
+                gpu.submit(&members, s.pooling, s.normalize)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut data = vec![0f32; sequences.len() * dim];
-        for batch in length_batches(&lengths, batch_size) {
-            let members: Vec<Vec<u32>> = batch.iter().map(|&i| sequences[i].clone()).collect();
-            let pooled = gpu.embed_ids(&members, s.pooling, s.normalize).await?;
+        for (batch, pending) in batches.iter().zip(pending) {
+            let pooled = pending.values().await?;
             for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
                 data[i * dim..(i + 1) * dim].copy_from_slice(vector);
             }

@@ -24,18 +24,18 @@ impl GpuScan {
         Ok(GpuScan { search: GpuSearch::new(ctx, index.vectors(), index.dim(), index.binary_codes()).await? })
     }
 
+    /// Whether `index` belongs on the GPU: not under the L2 metric; any size when the GPU
+    /// was asked for, from [`GPU_SCAN_MIN_ROWS`] rows with `auto` (below that the CPU's scan
+    /// takes less than a GPU round trip).
+    pub fn wanted(index: &FlatIndex, requested: BackendChoice) -> bool {
+        index.config().metric != Metric::L2 && (requested == BackendChoice::Gpu || index.len() >= GPU_SCAN_MIN_ROWS)
+    }
+
     /// Whether the GPU answers searches with `options`: by vector, exact or binary, unfiltered.
     pub fn handles(options: &SearchOptions) -> bool {
         options.mode == SearchMode::Vector
             && matches!(options.strategy, Strategy::Exact | Strategy::Binary)
             && options.filter.as_ref().is_none_or(|f| f.is_empty())
-    }
-
-    /// Whether searching `rows` rows is worth the GPU: always when the GPU was asked for,
-    /// with `auto` from [`GPU_SCAN_MIN_ROWS`] (below it the CPU's scan takes less than a GPU
-    /// round trip).
-    pub fn worth_it(requested: BackendChoice, rows: usize) -> bool {
-        requested == BackendChoice::Gpu || rows >= GPU_SCAN_MIN_ROWS
     }
 
     /// The query as the scan takes it, from `index` (the one this scan was built from):
