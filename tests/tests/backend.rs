@@ -5,7 +5,7 @@
 //! Without any GPU adapter these tests skip, saying so; under `CI` they fail instead.
 
 use pollster::block_on;
-use quiver::backend::CALIBRATION_BUDGET;
+use quiver::backend::{Decision, CALIBRATION_BUDGET};
 use quiver::encoder::{Encoder, ModelFiles, TextKind};
 use quiver::index::{Document, FlatIndex, IndexConfig, SearchOptions, Strategy};
 use quiver::{Backend, BackendChoice, BackendReport, DecisionCache, EmbedOptions, Embedder, Engine};
@@ -49,7 +49,17 @@ fn auto_calibrates_within_its_budget_once_per_model_and_adapter() {
         calibration.total_ms
     );
     assert_eq!(first.active, calibration.winner(), "{}", first.reason);
-    assert_eq!(decisions.len(), 1);
+    if calibration.conclusive() {
+        assert_eq!(decisions.len(), 1);
+    } else {
+        // Under load the GPU can run out of budget before it had the CPU's time: nothing is
+        // cached. The rest of the test then uses this run's outcome as if it had been.
+        assert!(decisions.is_empty());
+        assert!(first.reason.contains("inconclusive"), "{}", first.reason);
+        let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+        let key = DecisionCache::key(&encoder, first.adapter.as_ref().unwrap());
+        decisions.insert(key, Decision::calibrated(&calibration));
+    }
 
     // Cached: the same decision without a run, also after a round trip through a file.
     let dir = tempfile::tempdir().unwrap();

@@ -73,7 +73,7 @@ impl Calibration {
     pub fn summary(&self) -> String {
         let unfinished = self.gpu_allowed_ms.map_or("unfinished".to_owned(), |t| format!("unfinished in {t:.1} ms"));
         let gpu = |t: Option<f64>| t.map_or(unfinished.clone(), |t| format!("{t:.1} ms"));
-        let first = self.gpu_first_ms.map_or("none".to_owned(), |t| format!("{t:.1} ms"));
+        let first = self.gpu_first_ms.map_or("unfinished".to_owned(), |t| format!("{t:.1} ms"));
         format!(
             "{} wins on {}×{} tokens (CPU {:.1} ms, GPU {}; the GPU's first run of one sequence {first})",
             self.winner().to_string().to_uppercase(),
