@@ -70,6 +70,12 @@ export interface LoadOptions {
    * when the GPU fails, the CPU runs and `info.backend.reason` says why.
    */
   backend?: 'auto' | 'gpu' | 'cpu';
+  /**
+   * How long an "auto" calibration may take, CPU and GPU together, in milliseconds (default
+   * 300). A run whose GPU ran out of budget is inconclusive and not remembered; a larger
+   * budget lets a slow GPU finish, so the decision is stored.
+   */
+  calibrationBudgetMs?: number;
 }
 
 export interface BackendReport {
@@ -89,6 +95,8 @@ export interface BackendReport {
     /** How long the GPU's unfinished run was allowed (it lost, or the budget ran out). */
     gpuAllowedMs: number | null;
     totalMs: number;
+    /** The budget the run had. */
+    budgetMs: number | null;
   } | null;
   /** Whether the decision came from an earlier calibration. */
   cached: boolean;

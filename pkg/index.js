@@ -65,9 +65,12 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, backend = 'auto' } = options;
+    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, backend = 'auto', calibrationBudgetMs } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
     if (!BACKENDS.includes(backend)) throw new QuiverError(`backend must be one of ${BACKENDS.join(', ')}, not ${JSON.stringify(backend)}`, 'E_INVALID_ARGUMENT');
+    if (calibrationBudgetMs !== undefined && !(typeof calibrationBudgetMs === 'number' && calibrationBudgetMs > 0 && calibrationBudgetMs <= 3_600_000)) {
+      throw new QuiverError(`calibrationBudgetMs must be a positive number of milliseconds up to an hour, not ${JSON.stringify(calibrationBudgetMs)}`, 'E_INVALID_ARGUMENT');
+    }
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const absolute = (url) => (typeof url === 'string' ? new URL(url, base).href : url);
@@ -82,7 +85,7 @@ export class Quiver {
     try {
       const args = {
         model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm),
-        backend, decisions: storedDecisions(),
+        backend, calibrationBudgetMs, decisions: storedDecisions(),
       };
       const { decisions, ...info } = await quiver.#call('load', args, onProgress);
       storeDecisions(decisions);

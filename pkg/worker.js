@@ -118,7 +118,7 @@ function namedWeights(quiverJson) {
   return weights;
 }
 
-async function loadModel(model, useCache, backend, decisions, progress) {
+async function loadModel(model, useCache, { backend, decisions, calibrationBudgetMs }, progress) {
   const { files, name } = await modelFiles(model, OPTIONAL_MODEL_FILES, useCache, (p) => progress({ stage: 'model', ...p }));
   progress({ stage: 'compile' });
   // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
@@ -131,7 +131,7 @@ async function loadModel(model, useCache, backend, decisions, progress) {
     }
   }
   progress({ stage: 'backend', backend });
-  return engine.loadModel(files, name, hashes, backend, decisions);
+  return engine.loadModel(files, name, hashes, backend, decisions, calibrationBudgetMs);
 }
 
 async function loadReranker(reranker, useCache, progress) {
@@ -172,7 +172,7 @@ async function timed(texts, run) {
 }
 
 const handlers = {
-  async load({ model, index, reranker, cache = true, persist: name, wasm, backend = 'auto', decisions = '' }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm, backend = 'auto', decisions = '', calibrationBudgetMs }, progress) {
     const started = performance.now();
     ready ??= init({ module_or_path: wasm });
     await ready;
@@ -181,7 +181,7 @@ const handlers = {
     engine = new Engine();
     persistName = name ?? null;
     lastEmbedding = null;
-    const loaded = await loadModel(model, cache, backend, decisions, progress);
+    const loaded = await loadModel(model, cache, { backend, decisions, calibrationBudgetMs }, progress);
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
     let indexBytes = persistName ? await loadPersisted(persistName) : null;
     const restored = Boolean(indexBytes);

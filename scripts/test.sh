@@ -1,26 +1,79 @@
 #!/usr/bin/env bash
-# Every test, on a fresh machine too: set-up (CLI, model, catalogue, test corpus, browser
-# package), the workspace's tests with the real model and real files, then the browser
-# suite in headless Chromium.
+# Every test, on a fresh machine too: set-up (CLI, models, catalogue, test corpus, browser
+# package), formatting, the workspace's tests with the real model and real files, then the
+# browser suite in headless Chromium. Prints each phase's seconds at the end.
+#
+#   bash scripts/test.sh                  everything, as CI runs it
+#   bash scripts/test.sh rust [FILTER]    set-up, then the Rust tests (those matching FILTER)
+#   bash scripts/test.sh browser [FILTER] set-up, then the browser tests (names matching FILTER)
+#   bash scripts/test.sh FILTER           set-up, then Rust and browser tests matching FILTER
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-if [ ! -x /usr/bin/chromium ]; then
-  printf '\n== Debian chromium for the browser tests\n'
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+what=all filter=
+case "${1:-}" in
+  '' | all) ;;
+  rust | browser) what=$1 filter=${2:-} ;;
+  -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) what=filter filter=$1 ;;
+esac
+wants() { [ "$what" = all ] || [ "$what" = filter ] || [ "$what" = "$1" ]; }
+
+phases=() current= since=
+started=$SECONDS
+phase() {
+  current=$1 since=$SECONDS
+  shift
+  printf '\n== %s\n' "$current"
+  "$@"
+  phases+=("$(printf '%5ds  %s' $((SECONDS - since)) "$current")")
+  current=
+}
+summary() {
+  printf '\n== seconds per phase\n'
+  [ ${#phases[@]} -eq 0 ] || printf '%s\n' "${phases[@]}"
+  [ -z "$current" ] || printf '%5ds  %s (failed)\n' $((SECONDS - since)) "$current"
+  printf '%5ds  in all\n' $((SECONDS - started))
+}
+trap summary EXIT
+
+# Debian packages the tests need: Chromium (browser tests) and Mesa's lavapipe (a Vulkan
+# adapter for the GPU tests). They download and unpack in the background while set-up
+# compiles; the package lists are refreshed first, in the foreground, since set-up reads them.
+packages=()
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || packages+=(mesa-vulkan-drivers libvulkan1)
+apt_pid=
+if [ ${#packages[@]} -gt 0 ]; then
+  mkdir -p artifacts
+  phase "apt-get update (then ${packages[*]} in the background)" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >artifacts/apt.log 2>&1 &
+  apt_pid=$!
 fi
-if [ ! -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]; then
-  printf '\n== Mesa lavapipe (a Vulkan adapter for the GPU tests)\n'
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
-fi
+debian_packages() {
+  if [ -n "$apt_pid" ] && ! wait "$apt_pid"; then
+    cat artifacts/apt.log
+    return 1
+  fi
+}
+
+phase "set-up (scripts/setup.sh)" bash scripts/setup.sh
+phase "Debian packages: ${packages[*]:-already installed}" debian_packages
+
 # The Vulkan loader and Mesa want a runtime folder; containers often have none.
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   XDG_RUNTIME_DIR=$(mktemp -d)
   export XDG_RUNTIME_DIR
 fi
-printf '\n== formatting\n'
-cargo fmt --all -- --check
-printf '\n== tests\n'
-cargo test --workspace --locked
-printf '\n== browser tests (headless Chromium)\n'
-node --test tests/browser/
+
+if [ "$what" = all ]; then
+  phase "formatting" cargo fmt --all -- --check
+fi
+if wants rust; then
+  # The release profile, as the CLI set-up just built: every dependency compiles once.
+  # quiver-wasm has no native tests; set-up built it for the browser.
+  phase "Rust tests" cargo test --release --workspace --exclude quiver-wasm --locked -- ${filter:+"$filter"}
+fi
+if wants browser; then
+  phase "browser tests (headless Chromium)" node --test ${filter:+--test-name-pattern="$filter"} tests/browser/
+fi

@@ -20,7 +20,7 @@ use quiver::index::{
     Filter, FlatIndex, Fusion, IndexConfig, Metric, Rescore, SearchMode, SearchOptions, Strategy, ThresholdKind,
 };
 use quiver::ingest::{read_records, Fields, Format, Record};
-use quiver::{BackendChoice, DecisionCache, EmbedOptions, Embedder, Engine};
+use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedder, Engine};
 use serde_json::{json, Value};
 
 // The encoder allocates large short-lived tensors; glibc's malloc returns them to the OS and
@@ -178,6 +178,16 @@ struct BackendArgs {
     /// and cached). Without a working GPU the CPU runs, and says why.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
+    /// How long `auto` may calibrate, CPU and GPU together, in milliseconds. A larger
+    /// budget lets a slow GPU finish, so the decision is conclusive and cached.
+    #[arg(long, default_value_t = 300.0)]
+    calibration_budget_ms: f64,
+}
+
+impl BackendArgs {
+    fn options(&self) -> Result<BackendOptions> {
+        Ok(BackendOptions::from(self.backend).with_budget_ms(self.calibration_budget_ms)?)
+    }
 }
 
 fn parse_backend(s: &str) -> Result<BackendChoice, String> {
@@ -399,16 +409,32 @@ struct SearchArgs {
 }
 
 fn main() {
+    let runtime = quiet_runtime_dir();
     let cli = Cli::parse();
     if let Some(threads) = cli.threads {
         // candle's matmul reads this on every call; the global pool takes it once.
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }
-    if let Err(e) = run(cli.command) {
+    let result = run(cli.command);
+    drop(runtime);
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Mesa's Vulkan drivers look for a Wayland display when a GPU is opened, and print
+/// `error: XDG_RUNTIME_DIR is invalid or not set` where the session has none (containers,
+/// cron, ssh): an empty private runtime folder, for this process only, lets them find no
+/// display quietly. Set before any thread starts.
+fn quiet_runtime_dir() -> Option<tempfile::TempDir> {
+    if cfg!(not(target_os = "linux")) || std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("quiver-runtime-").tempdir().ok()?;
+    std::env::set_var("XDG_RUNTIME_DIR", dir.path());
+    Some(dir)
 }
 
 fn run(command: Command) -> Result<()> {
@@ -523,7 +549,7 @@ fn load_embedder(dir: &Path, overrides: &OverrideArgs, args: BackendArgs) -> Res
     let path = DecisionCache::default_path();
     let mut decisions = path.as_deref().map(DecisionCache::load).unwrap_or_default();
     let before = decisions.clone();
-    let embedder = pollster::block_on(Embedder::new(encoder, &files, args.backend, &mut decisions));
+    let embedder = pollster::block_on(Embedder::new(encoder, &files, args.options()?, &mut decisions));
     if let (Some(path), true) = (&path, decisions != before) {
         if let Err(e) = decisions.save(path) {
             eprintln!("warning: the backend decision was not cached: {e}");

@@ -451,3 +451,40 @@ fn a_quantized_model_indexes_and_searches() {
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("q8_0, q4_0 or f16"));
     fails(&["quantize", "--model", m.to_str().unwrap(), "--to", "q4_0", "--output", &q8], "already holds a model");
 }
+
+// A search that works prints no `error:` line: not where the session has no runtime folder
+// (Mesa's drivers complain then when a GPU is opened), neither when `auto` calibrates nor
+// when it follows its cached decision.
+#[test]
+fn a_successful_search_prints_no_error_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    std::fs::write(p("products.jsonl"), PRODUCTS).unwrap();
+    let m = model();
+    let m = m.to_str().unwrap();
+    let index = ["index", "--model", m, "--input", &p("products.jsonl"), "--text-field", "title", "--backend", "cpu"];
+    ok(&[&index[..], &["--output", &p("shop.qvr")]].concat());
+    let shop = p("shop.qvr");
+    let search = |extra: &[&str]| {
+        let args = [&["search", "--index", &shop, "--model", m, "--k", "2"][..], extra, &["cocktail shaker"]].concat();
+        let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(&args)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("QUIVER_CACHE_DIR", p("cache"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "quiver {args:?} failed:\n{stderr}");
+        assert!(String::from_utf8(out.stdout).unwrap().contains("p1"));
+        assert!(!stderr.lines().any(|line| line.starts_with("error")), "quiver {args:?}:\n{stderr}");
+        stderr
+    };
+    // A budget any adapter fits in: the decision is conclusive and cached (without an
+    // adapter nothing is cached, and both searches run on the CPU).
+    let first = search(&["--calibration-budget-ms", "600000"]);
+    let second = search(&[]);
+    if first.contains("calibrated now") {
+        assert!(second.contains("cached for this model"), "{second}");
+    }
+    fails(&["search", "--index", &p("shop.qvr"), "--calibration-budget-ms", "0", "x"], "calibration budget");
+}

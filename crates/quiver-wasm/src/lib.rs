@@ -10,7 +10,7 @@ use quiver::gpu::GpuError;
 use quiver::index::{
     Document, Filter, FlatIndex, Fusion, Hit, IndexConfig, Query, Rescore, SearchMode, SearchOptions, Strategy,
 };
-use quiver::{BackendChoice, DecisionCache, EmbedOptions, Embedder, GpuScan, QueryCache};
+use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedder, GpuScan, QueryCache};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -201,7 +201,8 @@ impl Engine {
     /// `hashes` may carry the sha256 (hex) of the weights (`model.safetensors` or
     /// `model.gguf`) and `tokenizer.json`, by file name. `backend` ("gpu", "cpu" or "auto")
     /// picks where embeddings are computed; `decisions` is the JSON of earlier `auto`
-    /// decisions (from the page's storage). Resolves to `{ model, backend, decisions }`:
+    /// decisions (from the page's storage); `calibration_budget_ms` bounds an `auto`
+    /// calibration run (300 ms when absent). Resolves to `{ model, backend, decisions }`:
     /// the backend report and the decisions to store back.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(
@@ -211,10 +212,14 @@ impl Engine {
         hashes: &JsValue,
         backend: &str,
         decisions: &str,
+        calibration_budget_ms: Option<f64>,
     ) -> Result<Promise, JsValue> {
         self.state()?.live()?;
         let files = model_files(files, name, hashes)?;
-        let choice = backend.parse::<BackendChoice>().map_err(engine_error)?;
+        let mut options = BackendOptions::from(backend.parse::<BackendChoice>().map_err(engine_error)?);
+        if let Some(ms) = calibration_budget_ms {
+            options = options.with_budget_ms(ms).map_err(engine_error)?;
+        }
         let encoder = Encoder::load(&files).map_err(engine_error)?;
         if let Some(index) = &self.state()?.index {
             quiver::check_model(index, &encoder).map_err(engine_error)?;
@@ -222,7 +227,7 @@ impl Engine {
         let mut decisions = DecisionCache::from_json(decisions);
         let state = self.state.clone();
         Ok(future_to_promise(async move {
-            let embedder = Embedder::new(encoder, &files, choice, &mut decisions).await;
+            let embedder = Embedder::new(encoder, &files, options, &mut decisions).await;
             drop(files);
             let result = serde_json::json!({
                 "model": quiver::model_info(embedder.encoder()),

@@ -11,7 +11,7 @@ pub mod ingest;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use backend::{Backend, BackendChoice, BackendReport, DecisionCache, Embedder, GpuScan};
+pub use backend::{Backend, BackendChoice, BackendOptions, BackendReport, DecisionCache, Embedder, GpuScan};
 pub use cache::{CacheStats, QueryCache};
 pub use error::{EngineError, Result};
 pub use quiver_encoder as encoder;

@@ -1,5 +1,6 @@
 //! The calibration run behind `auto`: the same representative batch on the CPU and on the
-//! GPU, within [`CALIBRATION_BUDGET`] in all. The GPU only ever gets the time that is left
+//! GPU, within a budget in all ([`CALIBRATION_BUDGET`] unless the caller gives another).
+//! The GPU only ever gets the time that is left
 //! and, for the timed run, no more than the CPU took: a GPU still busy then has lost, and
 //! nobody waits for it (on lavapipe or SwiftShader it loses within the budget). Where the
 //! budget ran out before the GPU had the CPU's time, the outcome is inconclusive: the CPU
@@ -14,10 +15,11 @@ use web_time::Instant;
 
 use super::Backend;
 
-/// The most a calibration run takes, CPU and GPU together.
+/// The most a calibration run takes by default, CPU and GPU together.
 pub const CALIBRATION_BUDGET: Duration = Duration::from_millis(300);
 
-/// The CPU's share: what its timed batch is sized to take, so the GPU has time left.
+/// The CPU's share: what its timed batch is sized to take, so the GPU has time left. A
+/// larger budget gives the GPU more time, not the CPU a larger batch.
 const CPU_SHARE: Duration = Duration::from_millis(90);
 
 /// Sequences of the representative batch: at most a catalogue batch, at least two.
@@ -53,6 +55,9 @@ pub struct Calibration {
     pub gpu_allowed_ms: Option<f64>,
     /// The whole calibration, both backends.
     pub total_ms: f64,
+    /// The budget the run had (absent in decisions cached before budgets could be set).
+    #[serde(default)]
+    pub budget_ms: Option<f64>,
 }
 
 impl Calibration {
@@ -86,9 +91,11 @@ impl Calibration {
 }
 
 /// Times the representative batch on both backends (the GPU's results checked against the
-/// CPU's), within [`CALIBRATION_BUDGET`].
-pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibration, GpuError> {
+/// CPU's), within `budget`.
+pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert, budget: Duration) -> Result<Calibration, GpuError> {
     let started = Instant::now();
+    let remaining = || left(started, budget);
+    let cpu_share = CPU_SHARE.min(budget.mul_f64(0.3));
     let sample = encoder.tokenize(SAMPLE, TextKind::Raw)?;
     let batch = |n: usize| vec![sample.clone(); n];
     let s = encoder.sentence_config();
@@ -97,7 +104,7 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
     let probe = Instant::now();
     encoder.embed_ids(&batch(MIN_SEQUENCES), MAX_SEQUENCES)?;
     let per_sequence = probe.elapsed().as_secs_f64() / MIN_SEQUENCES as f64;
-    let sequences = ((CPU_SHARE.as_secs_f64() / per_sequence.max(1e-6)) as usize).clamp(MIN_SEQUENCES, MAX_SEQUENCES);
+    let sequences = ((cpu_share.as_secs_f64() / per_sequence.max(1e-6)) as usize).clamp(MIN_SEQUENCES, MAX_SEQUENCES);
     let ids = batch(sequences);
 
     let timed = Instant::now();
@@ -112,11 +119,12 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
         gpu_ms: None,
         gpu_allowed_ms: None,
         total_ms: 0.0,
+        budget_ms: Some(ms(budget)),
     };
     // One sequence first: its time is the first-batch latency (pipelines a driver compiles
     // lazily), and a slow adapter abandons little work when it runs out of time.
     let first = Instant::now();
-    let allowed = left(started);
+    let allowed = remaining();
     let first_run = gpu.embed_ids_within(&ids[..1], s.pooling, s.normalize, Some(allowed)).await?;
     if first_run.is_none() {
         calibration.gpu_allowed_ms = Some(ms(allowed));
@@ -131,7 +139,7 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
             });
         }
         let timed = Instant::now();
-        let deadline = left(started).min(cpu);
+        let deadline = remaining().min(cpu);
         if gpu.embed_ids_within(&ids, s.pooling, s.normalize, Some(deadline)).await?.is_some() {
             calibration.gpu_ms = Some(ms(timed.elapsed()));
         } else {
@@ -143,8 +151,8 @@ pub(super) async fn calibrate(encoder: &Encoder, gpu: &GpuBert) -> Result<Calibr
 }
 
 /// What is left of the budget, less a margin for the bookkeeping around the GPU's runs.
-fn left(started: Instant) -> Duration {
-    CALIBRATION_BUDGET.saturating_sub(started.elapsed() + Duration::from_millis(5))
+fn left(started: Instant, budget: Duration) -> Duration {
+    budget.saturating_sub(started.elapsed() + Duration::from_millis(5))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -12,22 +12,27 @@ use serde::{Deserialize, Serialize};
 use super::{AdapterSummary, Backend, Calibration};
 use crate::{EngineError, Result};
 
-/// A cached choice, why, and the calibration it came from (none for a GPU that failed).
+/// A cached choice, why, the adapter it was made on and the calibration it came from (none
+/// for a GPU that failed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub backend: Backend,
     pub reason: String,
     pub fallback_code: Option<String>,
     pub calibration: Option<Calibration>,
+    /// Absent in decisions cached by Quiver 0.1 before this field.
+    #[serde(default)]
+    pub adapter: Option<AdapterSummary>,
 }
 
 impl Decision {
-    pub fn calibrated(calibration: &Calibration) -> Self {
+    pub fn calibrated(calibration: &Calibration, adapter: &AdapterSummary) -> Self {
         Decision {
             backend: calibration.winner(),
             reason: calibration.summary(),
             fallback_code: None,
             calibration: Some(calibration.clone()),
+            adapter: Some(adapter.clone()),
         }
     }
 }
@@ -43,12 +48,9 @@ impl DecisionCache {
     /// Model (by weights hash) and adapter (name, API, kind, driver) and this version of
     /// Quiver, whose kernels may change the answer.
     pub fn key(encoder: &Encoder, adapter: &AdapterSummary) -> String {
-        let hash = encoder.weights_sha256();
-        // `get`: a hash handed in from JS need not be ASCII.
-        let weights = hash.get(..16).unwrap_or(hash);
         format!(
-            "{} {weights} | {} {} {} {} | quiver {}",
-            encoder.id(),
+            "{}{} {} {} {} | quiver {}",
+            Self::model_prefix(encoder),
             adapter.name,
             adapter.api,
             adapter.device_type,
@@ -57,8 +59,28 @@ impl DecisionCache {
         )
     }
 
+    /// The part of a key that names the model.
+    fn model_prefix(encoder: &Encoder) -> String {
+        let hash = encoder.weights_sha256();
+        // `get`: a hash handed in from JS need not be ASCII.
+        let weights = hash.get(..16).unwrap_or(hash);
+        format!("{} {weights} | ", encoder.id())
+    }
+
     pub fn get(&self, key: &str) -> Option<&Decision> {
         self.decisions.get(key)
+    }
+
+    /// The cached decision for this model where every adapter it was decided on (by this
+    /// version of Quiver) chose the CPU: `auto` then needs no GPU at all, not even to ask
+    /// for an adapter (which wakes the GPU driver).
+    pub fn cpu_for_model(&self, encoder: &Encoder) -> Option<&Decision> {
+        let prefix = Self::model_prefix(encoder);
+        let version = format!("| quiver {}", env!("CARGO_PKG_VERSION"));
+        let mut found = self.decisions.iter().filter(|(key, _)| key.starts_with(&prefix) && key.ends_with(&version));
+        let (_, first) = found.next()?;
+        let all_cpu = first.backend == Backend::Cpu && found.all(|(_, d)| d.backend == Backend::Cpu);
+        all_cpu.then_some(first)
     }
 
     pub fn insert(&mut self, key: String, decision: Decision) {
@@ -68,13 +90,14 @@ impl DecisionCache {
     /// After the GPU failed under `auto`: a `lasting` failure (a kernel, the model, the
     /// limits) is remembered as a CPU decision, so later loads skip the GPU; any other (a
     /// lost device, memory) forgets what was cached, so the next load tries again.
-    pub fn remember_failure(&mut self, key: String, error: &GpuError, lasting: bool) {
+    pub fn remember_failure(&mut self, key: String, adapter: &AdapterSummary, error: &GpuError, lasting: bool) {
         if lasting {
             let decision = Decision {
                 backend: Backend::Cpu,
                 reason: format!("the GPU failed: {error}"),
                 fallback_code: Some(error.code().to_owned()),
                 calibration: None,
+                adapter: Some(adapter.clone()),
             };
             self.decisions.insert(key, decision);
         } else {

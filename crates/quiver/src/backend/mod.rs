@@ -1,10 +1,12 @@
 //! Where embeddings are computed: the SIMD CPU encoder ([`quiver_encoder::Encoder`]) or the
 //! GPU one ([`quiver_gpu::GpuBert`]), chosen per device. `auto` does not assume the GPU is
-//! faster: a calibration run of at most [`CALIBRATION_BUDGET`] compares both on the same
-//! batch ([`calibration`]) and the decision is cached per model and adapter
-//! ([`DecisionCache`]). Whatever fails on the GPU (no adapter, a lost device, a kernel
-//! error, results that disagree with the CPU's) sends the work to the CPU and is reported
-//! in [`BackendReport`]: a result is never wrong or missing because of the GPU.
+//! faster: a calibration run of at most [`CALIBRATION_BUDGET`] (or the budget in
+//! [`BackendOptions`]) compares both on the same batch ([`calibration`]) and the decision
+//! is cached per model and adapter ([`DecisionCache`]); where every cached decision for the
+//! model is the CPU, no GPU is even asked for. Whatever fails on the GPU (no adapter, a lost
+//! device, a kernel error, results that disagree with the CPU's) sends the work to the CPU
+//! and is reported in [`BackendReport`]: a result is never wrong or missing because of the
+//! GPU.
 
 mod calibration;
 mod decisions;
@@ -13,6 +15,7 @@ mod scan;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use quiver_encoder::{length_batches, Embeddings, Encoder, ModelFiles, TextKind};
 use quiver_gpu::{wgpu, GpuBert, GpuContext, GpuError};
@@ -33,6 +36,40 @@ pub enum BackendChoice {
     /// The faster of the two on this device, measured once and cached.
     #[default]
     Auto,
+}
+
+/// The backend asked for, and how long `auto` may take to calibrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendOptions {
+    pub choice: BackendChoice,
+    /// CPU and GPU together. A larger budget lets a slow GPU finish its run, so the
+    /// outcome is conclusive and cached.
+    pub calibration_budget: Duration,
+}
+
+impl Default for BackendOptions {
+    fn default() -> Self {
+        BackendOptions { choice: BackendChoice::Auto, calibration_budget: CALIBRATION_BUDGET }
+    }
+}
+
+impl From<BackendChoice> for BackendOptions {
+    fn from(choice: BackendChoice) -> Self {
+        BackendOptions { choice, ..Default::default() }
+    }
+}
+
+impl BackendOptions {
+    /// A budget in milliseconds as a user gives it: positive and finite.
+    pub fn with_budget_ms(self, ms: f64) -> Result<Self> {
+        if !(ms.is_finite() && ms > 0.0 && ms <= 3_600_000.0) {
+            return Err(EngineError::InvalidArgument {
+                op: "calibration budget",
+                what: format!("must be a positive number of milliseconds up to an hour, not {ms}"),
+            });
+        }
+        Ok(BackendOptions { calibration_budget: Duration::from_secs_f64(ms / 1e3), ..self })
+    }
 }
 
 /// Where embeddings are computed now.
@@ -162,22 +199,34 @@ impl Embedder {
         Embedder { encoder, gpu: Mutex::new(None), report: Mutex::new(report) }
     }
 
-    /// `encoder` (loaded from `files`) on the backend `choice` picks: `Gpu` uses the GPU
-    /// whenever one works, `Auto` when it is also faster here, by `decisions` or by a
-    /// calibration run recorded in `decisions` (with failures that would recur). Never
+    /// `encoder` (loaded from `files`) on the backend `options.choice` picks: `Gpu` uses
+    /// the GPU whenever one works, `Auto` when it is also faster here, by `decisions` or by
+    /// a calibration run recorded in `decisions` (with failures that would recur). Never
     /// fails: without a working GPU the CPU runs, and the report says why.
     pub async fn new(
         encoder: Encoder,
         files: &ModelFiles,
-        choice: BackendChoice,
+        options: impl Into<BackendOptions>,
         decisions: &mut DecisionCache,
     ) -> Self {
+        let BackendOptions { choice, calibration_budget } = options.into();
         let embedder = Embedder::cpu(encoder);
         if choice == BackendChoice::Cpu {
             return embedder;
         }
         let started = web_time::Instant::now();
         let mut report = BackendReport { requested: choice, reason: String::new(), ..embedder.report() };
+        if choice == BackendChoice::Auto {
+            if let Some(decision) = decisions.cpu_for_model(&embedder.encoder) {
+                report.reason = format!("cached for this model: {}", decision.reason);
+                report.cached = true;
+                report.adapter = decision.adapter.clone();
+                report.calibration = decision.calibration.clone();
+                report.fallback_code = decision.fallback_code.clone();
+                embedder.set_report(report);
+                return embedder;
+            }
+        }
         let ctx = match GpuContext::request().await {
             Ok(ctx) => ctx,
             // Not remembered: a driver may be installed, a browser flag turned on.
@@ -203,7 +252,7 @@ impl Embedder {
             Ok(gpu) => gpu,
             Err(e) => {
                 if choice == BackendChoice::Auto {
-                    decisions.remember_failure(key, &e, lasting(&e));
+                    decisions.remember_failure(key, &adapter, &e, lasting(&e));
                 }
                 return embedder.falling_back(report, &e);
             }
@@ -216,19 +265,19 @@ impl Embedder {
         } else if cached.is_some() {
             report.active = Backend::Gpu;
         } else {
-            match calibration::calibrate(&embedder.encoder, &gpu).await {
+            match calibration::calibrate(&embedder.encoder, &gpu, calibration_budget).await {
                 Ok(calibration) => {
                     report.active = calibration.winner();
                     report.reason = format!("calibrated now: {}", calibration.summary());
                     if calibration.conclusive() {
-                        decisions.insert(key, Decision::calibrated(&calibration));
+                        decisions.insert(key, Decision::calibrated(&calibration, &adapter));
                     } else {
                         report.reason.push_str(" — inconclusive (the GPU ran out of budget), so not cached");
                     }
                     report.calibration = Some(calibration);
                 }
                 Err(e) => {
-                    decisions.remember_failure(key, &e, lasting(&e));
+                    decisions.remember_failure(key, &adapter, &e, lasting(&e));
                     return embedder.falling_back(report, &e);
                 }
             }
