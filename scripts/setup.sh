@@ -48,14 +48,18 @@ if [ ! -s data/debian-synopses.jsonl ]; then
   apt-cache dumpavail | python3 scripts/make_synopses.py 10500 data/debian-synopses.jsonl
 fi
 
+# An index is made again when it is missing, older than the catalogue, or this CLI cannot
+# read it (not after every rebuild of the CLI: older formats stay readable).
+stale() { [ ! -s "$1" ] || [ data/catalogue.jsonl -nt "$1" ] || ! "$QUIVER" info "$1" >/dev/null 2>&1; }
+
 step "catalogue index (data/catalogue.qvr)"
-if [ ! -s data/catalogue.qvr ] || [ data/catalogue.jsonl -nt data/catalogue.qvr ] || [ "$QUIVER" -nt data/catalogue.qvr ]; then
+if stale data/catalogue.qvr; then
   "$QUIVER" index --model models/all-MiniLM-L6-v2 --input data/catalogue.jsonl \
     --text-field title --text-field description --output data/catalogue.qvr
 fi
 
 step "multilingual catalogue index (data/catalogue-multilingual.qvr: English and German texts)"
-if [ ! -s data/catalogue-multilingual.qvr ] || [ data/catalogue.jsonl -nt data/catalogue-multilingual.qvr ] || [ "$QUIVER" -nt data/catalogue-multilingual.qvr ]; then
+if stale data/catalogue-multilingual.qvr; then
   "$QUIVER" index --model models/multilingual-e5-small --input data/catalogue.jsonl \
     --text-field title --text-field description --text-field title_de --text-field description_de \
     --output data/catalogue-multilingual.qvr

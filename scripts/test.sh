@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine too: set-up (CLI, models, catalogue, test corpus, browser
-# package), formatting, the workspace's tests with the real model and real files, then the
-# browser suite in headless Chromium. Prints each phase's seconds at the end.
+# package), formatting, clippy (warnings are errors), the workspace's tests with the real
+# model and real files, then the browser suite in headless Chromium. Prints each phase's
+# seconds at the end.
 #
 #   bash scripts/test.sh                  everything, as CI runs it
 #   bash scripts/test.sh rust [FILTER]    set-up, then the Rust tests (those matching FILTER)
@@ -14,7 +15,7 @@ what=all filter=
 case "${1:-}" in
   '' | all) ;;
   rust | browser) what=$1 filter=${2:-} ;;
-  -h | --help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) what=filter filter=$1 ;;
 esac
 wants() { [ "$what" = all ] || [ "$what" = filter ] || [ "$what" = "$1" ]; }
@@ -68,6 +69,8 @@ fi
 
 if [ "$what" = all ]; then
   phase "formatting" cargo fmt --all -- --check
+  # Release, as the CLI: build scripts and proc macros are shared with its build.
+  phase "lint (clippy)" cargo clippy --release --workspace --all-targets --locked -- -D warnings
 fi
 if wants rust; then
   # The release profile, as the CLI set-up just built: every dependency compiles once.

@@ -2,10 +2,11 @@
 //! buffers checked against the device's limits, pipelines whose compile errors come back as
 //! errors, and read-backs that work the same natively and in the browser.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::search::SearchKernels;
 use crate::{wait, GpuError, Result};
 
 /// One device and its queue. Cheap to clone: every clone shares the device.
@@ -16,6 +17,9 @@ pub struct GpuContext {
     info: wgpu::AdapterInfo,
     shader_f16: bool,
     health: Arc<Health>,
+    /// Built on the first search upload, then shared by every index uploaded to the device.
+    search_kernels: Arc<Mutex<Option<Arc<SearchKernels>>>>,
+    pipelines_built: Arc<AtomicUsize>,
 }
 
 /// What the device reported outside any call: that it was lost, or an error nobody caught.
@@ -99,7 +103,15 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |error| on_error.record(error)));
         let on_lost = health.clone();
         device.set_device_lost_callback(move |reason, message| on_lost.mark_lost(format!("{reason:?}: {message}")));
-        Ok(GpuContext { device, queue, info, shader_f16, health })
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            shader_f16,
+            health,
+            search_kernels: Arc::default(),
+            pipelines_built: Arc::default(),
+        })
     }
 
     /// Name, backend, device type and driver of the adapter.
@@ -115,6 +127,22 @@ impl GpuContext {
     /// Whether the device has `shader-f16` (the kernels run in f32 either way).
     pub fn shader_f16(&self) -> bool {
         self.shader_f16
+    }
+
+    /// How many compute pipelines this device has built: each kernel once per device for
+    /// search, once per loaded model for the encoder.
+    pub fn pipelines_built(&self) -> usize {
+        self.pipelines_built.load(Ordering::Relaxed)
+    }
+
+    /// The search kernels of this device, built on first use.
+    pub(crate) async fn search_kernels(&self) -> Result<Arc<SearchKernels>> {
+        if let Some(built) = self.search_kernels.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(built);
+        }
+        // Not held across the await; a concurrent first upload may build them too, once.
+        let built = Arc::new(SearchKernels::new(self).await?);
+        Ok(self.search_kernels.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(built).clone())
     }
 
     /// Whether the device is gone (driver reset, browser tab in the background too long):
@@ -232,6 +260,7 @@ impl GpuContext {
         if let Some(error) = scope.pop().await {
             return Err(GpuError::Kernel { kernel, message: error.to_string() });
         }
+        self.pipelines_built.fetch_add(1, Ordering::Relaxed);
         Ok(pipeline)
     }
 

@@ -5,6 +5,8 @@
 //! row (`quiver-index`'s `FlatIndex::search` with `Strategy::Exact` on normalised vectors,
 //! and the Hamming scan of `Strategy::Binary`).
 
+use std::sync::Arc;
+
 use crate::kernels::scan::{Scan, ScanParams, ROWS_PER_GROUP};
 use crate::kernels::top_k::{Candidate, TopK, TopKParams, BLOCK};
 use crate::{GpuContext, GpuError, Result};
@@ -34,6 +36,24 @@ struct Chunk {
     buffer: wgpu::Buffer,
 }
 
+/// The search pipelines: built once per device ([`GpuContext`] keeps them) and shared by
+/// every index uploaded to it.
+pub(crate) struct SearchKernels {
+    dot_scan: Scan,
+    hamming_scan: Scan,
+    top_k: TopK,
+}
+
+impl SearchKernels {
+    pub(crate) async fn new(ctx: &GpuContext) -> Result<Self> {
+        Ok(SearchKernels {
+            dot_scan: Scan::dot(ctx).await?,
+            hamming_scan: Scan::hamming(ctx).await?,
+            top_k: TopK::new(ctx).await?,
+        })
+    }
+}
+
 pub struct GpuSearch {
     ctx: GpuContext,
     dim: usize,
@@ -42,9 +62,7 @@ pub struct GpuSearch {
     code_words: usize,
     vectors: Vec<Chunk>,
     codes: Vec<Chunk>,
-    dot_scan: Scan,
-    hamming_scan: Scan,
-    top_k: TopK,
+    kernels: Arc<SearchKernels>,
     /// The scan's output and the passes' ping-pong, one candidate per row each.
     candidates: [wgpu::Buffer; 2],
 }
@@ -73,9 +91,7 @@ impl GpuSearch {
             code_words,
             vectors: upload_chunks(ctx, "index vectors", vectors, dim)?,
             codes: upload_chunks(ctx, "index codes", bytemuck::cast_slice::<u64, u32>(codes), code_words)?,
-            dot_scan: Scan::dot(ctx).await?,
-            hamming_scan: Scan::hamming(ctx).await?,
-            top_k: TopK::new(ctx).await?,
+            kernels: ctx.search_kernels().await?,
             candidates: [
                 ctx.empty_storage_buffer("candidates", candidate_bytes)?,
                 ctx.empty_storage_buffer("candidates", candidate_bytes)?,
@@ -104,7 +120,7 @@ impl GpuSearch {
                 what: format!("a query of {} dimensions for an index of {}", query.len(), self.dim),
             });
         }
-        let best = self.top(&self.dot_scan, &self.vectors, self.dim, bytemuck::cast_slice(query), k).await?;
+        let best = self.top(&self.kernels.dot_scan, &self.vectors, self.dim, bytemuck::cast_slice(query), k).await?;
         Ok(best.into_iter().map(|c| Hit { row: c.row as usize, score: c.score }).collect())
     }
 
@@ -120,8 +136,9 @@ impl GpuSearch {
                 ),
             });
         }
-        let best =
-            self.top(&self.hamming_scan, &self.codes, self.code_words, bytemuck::cast_slice(query_code), k).await?;
+        let best = self
+            .top(&self.kernels.hamming_scan, &self.codes, self.code_words, bytemuck::cast_slice(query_code), k)
+            .await?;
         // Scores are negated distances, exact in f32.
         Ok(best.into_iter().map(|c| HammingHit { row: c.row as usize, distance: -c.score as u32 }).collect())
     }
@@ -155,7 +172,10 @@ impl GpuSearch {
             loop {
                 let (from, to) = (passes.len() % 2, (passes.len() + 1) % 2);
                 let params = ctx.uniform_buffer("top-k", &TopKParams::new(count, k));
-                passes.push((count, self.top_k.bind(ctx, [&self.candidates[from], &self.candidates[to], &params])));
+                passes.push((
+                    count,
+                    self.kernels.top_k.bind(ctx, [&self.candidates[from], &self.candidates[to], &params]),
+                ));
                 if count <= BLOCK {
                     break;
                 }
@@ -169,19 +189,29 @@ impl GpuSearch {
                 scan.encode(ctx, &mut pass, bind_group, *rows)?;
             }
             for (count, bind_group) in &passes {
-                self.top_k.encode(ctx, &mut pass, bind_group, *count, k)?;
+                self.kernels.top_k.encode(ctx, &mut pass, bind_group, *count, k)?;
             }
         }
         let result = &self.candidates[passes.len() % 2];
-        if passes.is_empty() {
+        let best = if passes.is_empty() {
             let mut all = ctx.submit_read::<Candidate>("search", encoder, result, self.rows).values().await?;
             let order = |a: &Candidate, b: &Candidate| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row));
             all.select_nth_unstable_by(k - 1, order);
             all.truncate(k);
             all.sort_unstable_by(order);
-            return Ok(all);
+            all
+        } else {
+            ctx.submit_read("search", encoder, result, k).values().await?
+        };
+        // Callers index their documents by these rows: a wrong one from a faulty driver is
+        // an error, never an out-of-bounds lookup (a trap in the browser).
+        if let Some(wrong) = best.iter().find(|c| c.row as usize >= self.rows) {
+            return Err(GpuError::Kernel {
+                kernel: "search",
+                message: format!("the GPU returned row {} of an index of {} rows", wrong.row, self.rows),
+            });
         }
-        ctx.submit_read("search", encoder, result, k).values().await
+        Ok(best)
     }
 }
 

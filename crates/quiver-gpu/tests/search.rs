@@ -136,3 +136,19 @@ fn bad_queries_are_errors() {
     let error = pollster::block_on(GpuSearch::new(&ctx, &[1.0, 2.0, 3.0], 2, &[])).err().unwrap();
     assert_eq!(error.code(), "E_INVALID_ARGUMENT");
 }
+
+// An index is uploaded again after every change; the device's search pipelines are not
+// rebuilt for it.
+#[test]
+fn search_pipelines_are_built_once_per_device() {
+    let Some(ctx) = common::context() else { return };
+    let first = pollster::block_on(GpuSearch::new(&ctx, &[1.0, 0.0, 0.0, 1.0], 2, &[])).unwrap();
+    let built = ctx.pipelines_built();
+    assert!(built >= 3, "dot scan, Hamming scan and top-k: {built}");
+    for _ in 0..3 {
+        let again = pollster::block_on(GpuSearch::new(&ctx, &[0.0, 1.0, 1.0, 0.0], 2, &[])).unwrap();
+        assert_eq!(pollster::block_on(again.search_dot(&[1.0, 0.0], 1)).unwrap()[0].row, 1);
+    }
+    assert_eq!(ctx.pipelines_built(), built);
+    assert_eq!(pollster::block_on(first.search_dot(&[1.0, 0.0], 1)).unwrap()[0].row, 0);
+}

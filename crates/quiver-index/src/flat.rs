@@ -9,9 +9,11 @@ use crate::filter::Filter;
 use crate::fusion::{fuse, Fusion};
 use crate::kernels::{self, Kernels};
 use crate::keyword::{Bm25Index, Bm25Params};
-use crate::quantize::{binarize, l2_normalize, learn_thresholds, quantize_i8, words_per_code, ThresholdKind};
+use crate::quantize::{
+    binarize, hamming_score, l2_normalize, learn_thresholds, quantize_i8, words_per_code, ThresholdKind,
+};
 use crate::section::Section;
-use crate::topk::TopK;
+use crate::topk::{Hit, TopK};
 use crate::{IndexError, Result};
 
 /// How scores are computed. With `Cosine` vectors are normalised on insert, so the scan is
@@ -173,13 +175,6 @@ impl Default for SearchOptions {
             bm25: Bm25Params::default(),
         }
     }
-}
-
-/// One result: the row in the index and its score (higher is better).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hit {
-    pub row: usize,
-    pub score: f32,
 }
 
 /// One document to insert.
@@ -589,7 +584,7 @@ impl FlatIndex {
         }
         top.into_sorted()
             .into_iter()
-            .map(|hit| Hit { row: hit.row, score: 1.0 + 2.0 * hit.score / dim as f32 })
+            .map(|hit| Hit { row: hit.row, score: hamming_score(-hit.score as u32, dim) })
             .collect()
     }
 

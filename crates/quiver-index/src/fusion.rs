@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::flat::Hit;
-use crate::topk::TopK;
+use crate::topk::{Hit, TopK};
 use crate::{IndexError, Result};
 
 /// How hybrid search merges its two rankings.

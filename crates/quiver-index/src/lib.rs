@@ -20,10 +20,11 @@ mod topk;
 pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};
 pub use flat::{
-    Document, FlatIndex, Hit, IndexConfig, Metric, ModelInfo, Query, Rescore, SearchMode, SearchOptions, Strategy,
+    Document, FlatIndex, IndexConfig, Metric, ModelInfo, Query, Rescore, SearchMode, SearchOptions, Strategy,
 };
 pub use format::FileInfo;
 pub use fusion::Fusion;
 pub use keyword::{Bm25Index, Bm25Params};
 pub use quantize::ThresholdKind;
 pub use section::Backing;
+pub use topk::Hit;

@@ -84,6 +84,12 @@ pub fn words_per_code(dim: usize) -> usize {
     dim.div_ceil(64)
 }
 
+/// A binary search's score for the Hamming distance between two codes of `dim` bits:
+/// 1 − 2·d/dim, on a cosine's scale (1 for equal codes, −1 for opposite ones).
+pub fn hamming_score(distance: u32, dim: usize) -> f32 {
+    1.0 - 2.0 * distance as f32 / dim as f32
+}
+
 /// Sets bit `i` of `out` when `v[i] > thresholds[i]`.
 pub fn binarize(v: &[f32], thresholds: &[f32], out: &mut [u64]) {
     out.fill(0);

@@ -3,7 +3,12 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::flat::Hit;
+/// One result: the row in the index and its score (higher is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub row: usize,
+    pub score: f32,
+}
 
 /// Orders worse-first so the heap's top is the entry to evict: lower score, then higher row.
 struct Entry(Hit);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use bytemuck::{Pod, Zeroable};
 
 use super::analyze;
-use crate::flat::Hit;
+use crate::topk::Hit;
 use crate::topk::TopK;
 use crate::{IndexError, Result};
 

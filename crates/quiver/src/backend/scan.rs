@@ -4,7 +4,7 @@
 //! int8, rescoring, keywords, the L2 metric) stays with the CPU index.
 
 use quiver_gpu::{GpuContext, GpuError, GpuSearch};
-use quiver_index::quantize::{binarize, words_per_code};
+use quiver_index::quantize::{binarize, hamming_score, words_per_code};
 use quiver_index::{FlatIndex, Hit, Metric, SearchMode, SearchOptions, Strategy};
 
 use super::BackendChoice;
@@ -61,7 +61,7 @@ impl GpuScan {
                 .search_hamming(code, *k)
                 .await?
                 .into_iter()
-                .map(|h| Hit { row: h.row, score: 1.0 - 2.0 * h.distance as f32 / *dim as f32 })
+                .map(|h| Hit { row: h.row, score: hamming_score(h.distance, *dim) })
                 .collect(),
             ScanQuery::Exact { vector, k } => self
                 .search
