@@ -138,6 +138,18 @@ fn index_search_info_remove_and_export() {
     assert_eq!((exported.rows, exported.cols), (5, 384));
     // The cosine index stores vectors renormalised: equal up to rounding.
     assert!(exported.data.iter().zip(&encoded.data).all(|(a, b)| (a - b).abs() < 1e-6));
+    // `passage` names the same prefix as `document`, the default.
+    let encode = ["encode", "--model", m, "--input", &p("products.jsonl"), "--text-field", "title", "--prefix"];
+    ok(&[&encode[..], &["passage", "--output", &p("passage.npy")]].concat());
+    assert_eq!(read("passage.npy").data, encoded.data);
+    ok(&[&encode[..], &["query", "--output", &p("query.npy")]].concat());
+    assert_eq!(read("query.npy").rows, 5);
+    // Vectors and records pair up one to one.
+    std::fs::write(p("two.jsonl"), "{\"text\": \"a\"}\n{\"text\": \"b\"}\n").unwrap();
+    fails(
+        &["index", "--vectors", &p("v.npy"), "--input", &p("two.jsonl"), "--output", &p("x.qvr")],
+        "5 vectors but 2 records",
+    );
 }
 
 #[test]

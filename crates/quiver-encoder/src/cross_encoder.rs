@@ -1,4 +1,4 @@
-//! The cross-encoder: (query, passage) pairs → BERT → pooler → classifier → relevance.
+//! The cross-encoder: (query, document) pairs → BERT → pooler → classifier → relevance.
 
 use crate::batch::{length_batches, padded};
 use crate::bert::{check_vocabulary, Bert, Linear, Weights};
@@ -7,13 +7,13 @@ use crate::files::{optional, utf8, ModelFiles};
 use crate::tokenize::{PairTokenizer, PairTokens};
 use crate::Result;
 
-/// A re-ranker: reads a query and a passage together and scores their relevance, as
+/// A re-ranker: reads a query and a document together and scores their relevance, as
 /// sentence-transformers' `CrossEncoder.predict` does with a one-label
 /// `BertForSequenceClassification` (such as `cross-encoder/ms-marco-MiniLM-L-6-v2`).
 ///
 /// The network mirrors transformers' `BertForSequenceClassification.forward`
 /// (<https://github.com/huggingface/transformers/blob/v4.46.0/src/transformers/models/bert/modeling_bert.py>):
-/// the BERT encoder over `[CLS] query [SEP] passage [SEP]` with token types 0 then 1,
+/// the BERT encoder over `[CLS] query [SEP] document [SEP]` with token types 0 then 1,
 /// `BertPooler` (dense + tanh on the `[CLS]` vector) and the `classifier` linear; dropout is
 /// off at inference. The score is the logit through the activation `CrossEncoder` picks
 /// (`get_default_activation_fn` in
@@ -81,27 +81,27 @@ impl CrossEncoder {
     }
 
     /// The ids and token type ids the model sees for a pair, truncated.
-    pub fn tokenize(&self, query: &str, passage: &str) -> Result<PairTokens> {
-        self.tokenizer.encode(query, passage)
+    pub fn tokenize(&self, query: &str, document: &str) -> Result<PairTokens> {
+        self.tokenizer.encode(query, document)
     }
 
-    /// Relevance of each passage to `query`, in the order of `passages`: the activated logit
+    /// Relevance of each document to `query`, in the order of `documents`: the activated logit
     /// (by default a sigmoid, in (0, 1)); higher is more relevant.
-    pub fn score(&self, query: &str, passages: &[&str], batch_size: usize) -> Result<Vec<f32>> {
-        let pairs: Vec<(&str, &str)> = passages.iter().map(|&p| (query, p)).collect();
+    pub fn score(&self, query: &str, documents: &[&str], batch_size: usize) -> Result<Vec<f32>> {
+        let pairs: Vec<(&str, &str)> = documents.iter().map(|&p| (query, p)).collect();
         self.score_pairs(&pairs, batch_size)
     }
 
-    /// The activated logit of each (query, passage) pair, as `CrossEncoder.predict(pairs)`.
+    /// The activated logit of each (query, document) pair, as `CrossEncoder.predict(pairs)`.
     pub fn score_pairs(&self, pairs: &[(&str, &str)], batch_size: usize) -> Result<Vec<f32>> {
         let mut scores = self.logits(pairs, batch_size)?;
         scores.iter_mut().for_each(|s| *s = self.activation.apply(*s));
         Ok(scores)
     }
 
-    /// Indices of `passages` with their scores, most relevant first (ties keep input order).
-    pub fn rank(&self, query: &str, passages: &[&str], batch_size: usize) -> Result<Vec<(usize, f32)>> {
-        let mut ranked: Vec<(usize, f32)> = self.score(query, passages, batch_size)?.into_iter().enumerate().collect();
+    /// Indices of `documents` with their scores, most relevant first (ties keep input order).
+    pub fn rank(&self, query: &str, documents: &[&str], batch_size: usize) -> Result<Vec<(usize, f32)>> {
+        let mut ranked: Vec<(usize, f32)> = self.score(query, documents, batch_size)?.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(ranked)
     }

@@ -19,6 +19,20 @@ pub enum TextKind {
     Raw,
 }
 
+impl std::str::FromStr for TextKind {
+    type Err = String;
+    /// "query", "document" or "raw"; "passage" (e5's word for a document) and "none" (no
+    /// prefix) are accepted too.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "query" => Ok(Self::Query),
+            "document" | "passage" => Ok(Self::Document),
+            "raw" | "none" => Ok(Self::Raw),
+            other => Err(format!("unknown text kind {other:?} (query, document, raw)")),
+        }
+    }
+}
+
 /// Settings that override what the model folder says.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

@@ -85,8 +85,8 @@ impl TextTokenizer {
     }
 }
 
-/// The tokenizer for (query, passage) pairs, as sentence-transformers' `CrossEncoder` calls
-/// it: `[CLS] query [SEP] passage [SEP]` with token types 0 then 1, no padding, and
+/// The tokenizer for (query, document) pairs, as sentence-transformers' `CrossEncoder` calls
+/// it: `[CLS] query [SEP] document [SEP]` with token types 0 then 1, no padding, and
 /// `longest_first` truncation, which shortens the longer text first and, when both are
 /// long, keeps half of the room for each.
 pub struct PairTokenizer {

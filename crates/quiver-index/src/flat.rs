@@ -112,6 +112,17 @@ pub enum Rescore {
     Int8,
 }
 
+impl std::str::FromStr for Rescore {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!("unknown rescore {other:?} (f32, int8)")),
+        }
+    }
+}
+
 /// Which ranking a search returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SearchMode {

@@ -17,6 +17,18 @@ pub enum Fusion {
     Weighted { vector_weight: f32 },
 }
 
+impl Fusion {
+    /// The fusion called `name` ("rrf" or "weighted"), with its parameter where given:
+    /// `rrf_k` for RRF, `vector_weight` for weighted (the defaults otherwise).
+    pub fn named(name: &str, rrf_k: Option<f32>, vector_weight: Option<f32>) -> Result<Self, String> {
+        match name {
+            "rrf" => Ok(Fusion::Rrf { k: rrf_k.unwrap_or(60.0) }),
+            "weighted" => Ok(Fusion::Weighted { vector_weight: vector_weight.unwrap_or(0.5) }),
+            other => Err(format!("unknown fusion {other:?} (rrf, weighted)")),
+        }
+    }
+}
+
 impl Default for Fusion {
     fn default() -> Self {
         Fusion::Rrf { k: 60.0 }

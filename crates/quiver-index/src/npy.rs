@@ -1,7 +1,9 @@
 //! `.npy` import and export of `[n, dim]` float32 matrices, so vectors made elsewhere
 //! can be indexed and Quiver's can be analysed elsewhere.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use crate::{IndexError, Result};
 
@@ -30,6 +32,81 @@ pub fn write_npy_header<W: Write>(mut out: W, rows: usize, cols: usize) -> std::
     out.write_all(&[1, 0])?;
     out.write_all(&(header.len() as u16).to_le_bytes())?;
     out.write_all(header.as_bytes())
+}
+
+/// A `.npy` written a batch of rows at a time, never holding the matrix: rows go to a side
+/// file (`PATH.rows`); [`NpyWriter::finish`] writes the header with the final row count and
+/// copies them through into `PATH`, atomically (via `PATH.tmp`). Dropped unfinished, it
+/// leaves no files.
+pub struct NpyWriter {
+    path: PathBuf,
+    rows_path: PathBuf,
+    rows_file: Option<BufWriter<File>>,
+    cols: usize,
+    rows: usize,
+}
+
+impl NpyWriter {
+    pub fn create(path: &Path, cols: usize) -> Result<Self> {
+        let rows_path = sibling(path, "rows");
+        // Read back by `finish`.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&rows_path)
+            .map_err(io("create", &rows_path))?;
+        Ok(NpyWriter { path: path.to_owned(), rows_path, rows_file: Some(BufWriter::new(file)), cols, rows: 0 })
+    }
+
+    /// Appends whole rows of `cols` values.
+    pub fn append(&mut self, data: &[f32]) -> Result<()> {
+        if self.cols == 0 || !data.len().is_multiple_of(self.cols) {
+            return Err(IndexError::DimensionMismatch { op: "npy append", expected: self.cols, actual: data.len() });
+        }
+        let out = self.rows_file.as_mut().expect("open until finish");
+        out.write_all(bytemuck::cast_slice(data)).map_err(io("write", &self.rows_path))?;
+        self.rows += data.len() / self.cols;
+        Ok(())
+    }
+
+    /// Writes the `.npy`; returns its row count.
+    pub fn finish(mut self) -> Result<usize> {
+        let rows_file = self.rows_file.take().expect("open until finish");
+        let mut rows_file = rows_file.into_inner().map_err(|e| io("write", &self.rows_path)(e.into_error()))?;
+        rows_file.rewind().map_err(io("read", &self.rows_path))?;
+        let tmp = sibling(&self.path, "tmp");
+        let written = (|| {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            write_npy_header(&mut out, self.rows, self.cols)?;
+            std::io::copy(&mut rows_file, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, &self.path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io("write", &self.path)(e));
+        }
+        Ok(self.rows)
+    }
+}
+
+impl Drop for NpyWriter {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.rows_path);
+    }
+}
+
+/// `path` with `.suffix` added to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{suffix}"));
+    path.with_file_name(name)
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> IndexError + 'a {
+    move |source| IndexError::Io { op, path: path.to_owned(), source }
 }
 
 /// A matrix read from `.npy`: `rows × cols` values, row-major.
@@ -120,5 +197,30 @@ mod tests {
         assert_eq!(m.data, data);
         assert!(read_npy(&bytes[..bytes.len() - 1]).is_err());
         assert!(read_npy(&b"not numpy at all"[..]).is_err());
+    }
+
+    #[test]
+    fn the_writer_streams_rows_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.npy");
+        let mut npy = NpyWriter::create(&path, 2).unwrap();
+        npy.append(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        npy.append(&[]).unwrap();
+        npy.append(&[5.0, 6.0]).unwrap();
+        let error = npy.append(&[7.0]).unwrap_err();
+        assert_eq!(error.code(), "E_DIMENSION");
+        assert_eq!(npy.finish().unwrap(), 3);
+        let m = read_npy(std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!((m.rows, m.cols, m.data), (3, 2, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        let names = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        };
+        assert_eq!(names(dir.path()), ["out.npy"]);
+        // Dropped unfinished: no side file, no output.
+        let unfinished = dir.path().join("never.npy");
+        let mut npy = NpyWriter::create(&unfinished, 2).unwrap();
+        npy.append(&[1.0, 2.0]).unwrap();
+        drop(npy);
+        assert_eq!(names(dir.path()), ["out.npy"]);
     }
 }

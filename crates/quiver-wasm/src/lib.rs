@@ -279,12 +279,7 @@ impl Engine {
     pub fn embed(&self, texts: JsValue, kind: &str) -> Result<Promise, JsValue> {
         let embedder = self.state()?.embedder()?.clone();
         let texts = strings(&texts, "texts")?;
-        let kind = match kind {
-            "query" => TextKind::Query,
-            "document" => TextKind::Document,
-            "raw" => TextKind::Raw,
-            other => return Err(invalid(format!("kind must be query, document or raw, not {other:?}"))),
-        };
+        let kind = kind.parse::<TextKind>().map_err(invalid)?;
         Ok(future_to_promise(async move {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let options = EmbedOptions { kind, ..Default::default() };
@@ -556,11 +551,7 @@ fn search_options(value: JsValue) -> Result<(SearchOptions, Option<usize>), JsVa
         options.oversample = o;
     }
     if let Some(r) = js.rescore {
-        options.rescore = match r.as_str() {
-            "f32" => Rescore::F32,
-            "int8" => Rescore::Int8,
-            other => return Err(invalid(format!("rescore must be f32 or int8, not {other:?}"))),
-        };
+        options.rescore = r.parse::<Rescore>().map_err(invalid)?;
     }
     if let Some(f) = js.filter {
         options.filter = Some(Filter::from_json(&f).map_err(engine_error)?);
@@ -568,11 +559,8 @@ fn search_options(value: JsValue) -> Result<(SearchOptions, Option<usize>), JsVa
     if let Some(m) = js.mode {
         options.mode = m.parse::<SearchMode>().map_err(invalid)?;
     }
-    options.fusion = match js.fusion.as_deref() {
-        None | Some("rrf") => Fusion::Rrf { k: js.rrf_k.unwrap_or(60.0) },
-        Some("weighted") => Fusion::Weighted { vector_weight: js.vector_weight.unwrap_or(0.5) },
-        Some(other) => return Err(invalid(format!("fusion must be rrf or weighted, not {other:?}"))),
-    };
+    options.fusion =
+        Fusion::named(js.fusion.as_deref().unwrap_or("rrf"), js.rrf_k, js.vector_weight).map_err(invalid)?;
     if let Some(c) = js.fusion_candidates {
         options.fusion_candidates = c;
     }

@@ -1,10 +1,12 @@
 //! Documents from files: JSON Lines, CSV, plain text (one document per line) and folders
-//! of Markdown or text files. Every reader streams: one record at a time.
+//! of Markdown or text files. Every reader streams: one record at a time. And queries
+//! files, one query a line ([`read_queries`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use quiver_index::Filter;
 use serde_json::{Map, Value};
 
 use crate::{EngineError, Result};
@@ -203,6 +205,36 @@ fn folder(dir: &Path) -> Result<impl Iterator<Item = Result<Record>> + Send> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn queries_files_take_strings_objects_and_plain_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.jsonl");
+        let lines = [
+            r#""wine glasses""#,
+            "",
+            r#"{"query": "a lamp", "id": 7, "filter": {"price": {"lte": 30}}}"#,
+            r#"{"_id": "q2", "text": "BEIR style"}"#,
+            "plain text query",
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let queries = read_queries(&path).unwrap();
+        let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+        assert_eq!(texts, ["wine glasses", "a lamp", "BEIR style", "plain text query"]);
+        assert_eq!(queries[1].id, Some(serde_json::json!(7)));
+        assert!(queries[1].filter.is_some() && queries[0].filter.is_none());
+
+        for (bad, reason) in
+            [(r#"{"id": 1}"#, "no \"query\""), (r#"{"query": "x", "filter": {"price": {"between": 3}}}"#, "between")]
+        {
+            std::fs::write(&path, format!("\"fine\"\n{bad}\n")).unwrap();
+            match read_queries(&path) {
+                Err(EngineError::Input { line: 2, reason: r, .. }) => assert!(r.contains(reason), "{r}"),
+                other => panic!("expected an error on line 2, got {other:?}"),
+            }
+        }
+        assert_eq!(read_queries(&dir.path().join("missing")).unwrap_err().code(), "E_IO");
+    }
+
     fn collect(path: &Path, fields: &Fields) -> Vec<Result<Record>> {
         read_records(path, None, fields).unwrap().collect()
     }
@@ -259,4 +291,39 @@ mod tests {
             }
         }
     }
+}
+
+/// One query of a queries file: its text, and the id and filter it may carry.
+#[derive(Debug, Clone)]
+pub struct QueryLine {
+    pub text: String,
+    pub id: Option<Value>,
+    pub filter: Option<Filter>,
+}
+
+/// Reads a queries file, one query a line: a JSON string; a JSON object with `"query"` (or
+/// `"text"`, as BEIR's queries.jsonl), an optional `"id"` and an optional `"filter"`; or, on a
+/// line that is neither, the line itself. Blank lines are skipped; errors name the file and
+/// line.
+pub fn read_queries(path: &Path) -> Result<Vec<QueryLine>> {
+    let file = File::open(path).map_err(|source| EngineError::Io { op: "open", path: path.to_owned(), source })?;
+    let mut queries = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let err = |reason: String| EngineError::Input { path: path.to_owned(), line: i + 1, reason };
+        let line = line.map_err(|e| err(e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        queries.push(match serde_json::from_str::<Value>(&line) {
+            Ok(Value::String(text)) => QueryLine { text, id: None, filter: None },
+            Ok(Value::Object(object)) => {
+                let text = object.get("query").or(object.get("text")).and_then(Value::as_str);
+                let text = text.ok_or_else(|| err("no \"query\" (or \"text\") string".into()))?.to_owned();
+                let filter = object.get("filter").map(Filter::from_json).transpose().map_err(|e| err(e.to_string()))?;
+                QueryLine { text, id: object.get("id").cloned(), filter }
+            }
+            _ => QueryLine { text: line.trim().to_owned(), id: None, filter: None },
+        });
+    }
+    Ok(queries)
 }

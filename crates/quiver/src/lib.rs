@@ -122,6 +122,44 @@ pub fn new_index(encoder: &Encoder, mut config: IndexConfig, dims: Option<usize>
     Ok(FlatIndex::new(config)?.with_model(ModelInfo { dims, ..model_info(encoder) }))
 }
 
+/// An index of vectors made elsewhere (`rows × dim`, row-major), one per record in order
+/// (records give ids, texts and metadata), recording `encoder` as their model when given.
+pub fn import_vectors(
+    config: IndexConfig,
+    vectors: &[f32],
+    dim: usize,
+    records: &[Record],
+    encoder: Option<&Encoder>,
+) -> Result<FlatIndex> {
+    let invalid = |what: String| EngineError::InvalidArgument { op: "import vectors", what };
+    if dim == 0 || !vectors.len().is_multiple_of(dim) {
+        return Err(invalid(format!("{} values are not rows of {dim}", vectors.len())));
+    }
+    if let Some(encoder) = encoder.filter(|e| e.dim() != dim) {
+        return Err(invalid(format!(
+            "the vectors have {dim} columns but {} makes {}-dimensional vectors",
+            encoder.id(),
+            encoder.dim()
+        )));
+    }
+    let rows = vectors.len() / dim;
+    if records.len() != rows {
+        return Err(invalid(format!("{rows} vectors but {} records", records.len())));
+    }
+    let mut index = FlatIndex::new(IndexConfig { dim, ..config })?;
+    if let Some(encoder) = encoder {
+        index = index.with_model(model_info(encoder));
+    }
+    let docs: Vec<Document> = records
+        .iter()
+        .zip(vectors.chunks_exact(dim))
+        .map(|(r, v)| Document { id: r.id.clone(), vector: v, metadata: r.metadata.clone(), text: Some(&r.text) })
+        .collect();
+    index.upsert(&docs)?;
+    index.retrain_thresholds();
+    Ok(index)
+}
+
 /// How `index` wants documents embedded: `options` with the index's Matryoshka dimensions.
 pub fn options_for(index: &FlatIndex, encoder: &Encoder, options: &EmbedOptions) -> EmbedOptions {
     EmbedOptions { dims: matryoshka_dims(index, encoder), ..*options }
@@ -256,30 +294,30 @@ pub fn search_reranked(
     let wide = SearchOptions { k: options.k.max(top), ..options.clone() };
     let mut found = results(index, &search_text(encoder, index, cache, query, &wide)?);
     let rest = found.split_off(top.min(found.len()));
-    let mut ranked = rerank(cross_encoder, query, found, passage_text)?;
+    let mut ranked = rerank(cross_encoder, query, found, document_text)?;
     ranked.extend(rest);
     ranked.truncate(options.k);
     Ok(ranked)
 }
 
 /// Re-scores `results` with a cross-encoder and sorts them best first; `text` gives each
-/// result's passage. Scores become the cross-encoder's.
+/// result's document. Scores become the cross-encoder's.
 pub fn rerank(
     cross_encoder: &CrossEncoder,
     query: &str,
     results: Vec<SearchResult>,
     text: impl Fn(&SearchResult) -> String,
 ) -> Result<Vec<SearchResult>> {
-    let passages: Vec<String> = results.iter().map(text).collect();
-    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let documents: Vec<String> = results.iter().map(text).collect();
+    let refs: Vec<&str> = documents.iter().map(String::as_str).collect();
     let ranked = cross_encoder.rank(query, &refs, 32)?;
     let mut slots: Vec<Option<SearchResult>> = results.into_iter().map(Some).collect();
     Ok(ranked.into_iter().filter_map(|(i, score)| slots[i].take().map(|r| SearchResult { score, ..r })).collect())
 }
 
-/// The passage text of a result for re-ranking: its `text` metadata, else every string
+/// The document text of a result for re-ranking: its `text` metadata, else every string
 /// field of its metadata joined (title, description, …).
-pub fn passage_text(result: &SearchResult) -> String {
+pub fn document_text(result: &SearchResult) -> String {
     if let Some(text) = result.metadata.get("text").and_then(Value::as_str) {
         return text.to_owned();
     }

@@ -143,8 +143,8 @@ fn reranked(
     texts: &HashMap<&str, String>,
 ) -> Result<Vec<(String, f32)>> {
     let top = top.min(run.len());
-    let passages: Vec<&str> = run[..top].iter().map(|(id, _)| texts[id.as_str()].as_str()).collect();
-    let order = cross.rank(query, &passages, 32)?;
+    let documents: Vec<&str> = run[..top].iter().map(|(id, _)| texts[id.as_str()].as_str()).collect();
+    let order = cross.rank(query, &documents, 32)?;
     let ids: Vec<String> =
         order.iter().map(|&(i, _)| run[i].0.clone()).chain(run[top..].iter().map(|(id, _)| id.clone())).collect();
     let n = ids.len();

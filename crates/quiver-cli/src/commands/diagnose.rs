@@ -2,11 +2,9 @@
 //! query's top results are there.
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use quiver::diagnose::{
     cross_similarities, discrimination_findings, pair_similarities, spread_sample, unit_rows, Distribution, Finding,
     DEGENERATE, PAIR_SAMPLE,
@@ -15,13 +13,15 @@ use quiver::encoder::{Encoder, TextKind};
 use quiver::eval::{embed_set, index_set, BeirSet};
 use quiver::index::keyword::analyze;
 use quiver::index::{FlatIndex, Query, SearchMode, SearchOptions, Strategy};
+use quiver::ingest::read_queries;
 use quiver::{EmbedOptions, SearchResult};
 use serde_json::{json, Value};
 
-use crate::{load_encoder, model_dir_for, OverrideArgs};
+use crate::args::OverrideArgs;
+use crate::load::{load_encoder, model_dir_for};
 
-#[derive(Args)]
-pub struct DiagnoseArgs {
+#[derive(clap::Args)]
+pub struct Args {
     /// Model folder (default: the index's model under models/).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -55,9 +55,9 @@ struct Subject {
     queries: Vec<String>,
 }
 
-fn subject(args: &DiagnoseArgs) -> Result<Subject> {
+fn subject(args: &Args) -> Result<Subject> {
     let mut queries = match &args.queries {
-        Some(path) => read_queries(path)?,
+        Some(path) => read_queries(path)?.into_iter().map(|q| q.text).collect(),
         None => Vec::new(),
     };
     if let Some(dir) = &args.data {
@@ -80,31 +80,14 @@ fn subject(args: &DiagnoseArgs) -> Result<Subject> {
     let texts = (0..index.len())
         .map(|row| {
             let result = SearchResult { id: String::new(), score: 0.0, metadata: index.metadata(row).clone() };
-            let text = quiver::passage_text(&result);
+            let text = quiver::document_text(&result);
             (!index.metadata(row).is_null()).then_some(text)
         })
         .collect();
     Ok(Subject { encoder, index, texts, queries })
 }
 
-fn read_queries(path: &PathBuf) -> Result<Vec<String>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line?;
-        let query = match serde_json::from_str::<Value>(&line) {
-            Ok(Value::String(q)) => q,
-            Ok(Value::Object(o)) => o.get("query").or(o.get("text")).and_then(Value::as_str).unwrap_or("").to_owned(),
-            _ => line.trim().to_owned(),
-        };
-        if !query.is_empty() {
-            out.push(query);
-        }
-    }
-    Ok(out)
-}
-
-pub fn diagnose(args: DiagnoseArgs) -> Result<()> {
+pub fn run(args: Args) -> Result<()> {
     let Subject { encoder, index, texts, queries } = subject(&args)?;
     if index.is_empty() {
         bail!("the index is empty: nothing to diagnose");

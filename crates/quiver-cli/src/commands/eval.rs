@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use quiver::encoder::CrossEncoder;
 use quiver::eval::{embed_set, evaluate_setups, write_trec_run, BeirSet, Setup, SetupReport};
 use quiver::index::{SearchMode, SearchOptions, Strategy};
 use serde_json::{json, Map, Value};
 
-use crate::{load_encoder, FusionArgs, OverrideArgs};
+use crate::args::{FusionArgs, OverrideArgs};
+use crate::load::load_encoder;
 
-#[derive(Args)]
-pub struct EvalArgs {
+#[derive(clap::Args)]
+pub struct Args {
     /// Model folder; repeat to compare models.
     #[arg(long, required = true)]
     model: Vec<PathBuf>,
@@ -59,7 +59,7 @@ pub struct EvalArgs {
     json: bool,
 }
 
-fn strategy_options(name: &str, args: &EvalArgs) -> Result<SearchOptions> {
+fn strategy_options(name: &str, args: &Args) -> Result<SearchOptions> {
     let base = SearchOptions {
         oversample: args.oversample,
         fusion: args.fusion.fusion(),
@@ -76,7 +76,7 @@ fn strategy_options(name: &str, args: &EvalArgs) -> Result<SearchOptions> {
     })
 }
 
-fn setups(args: &EvalArgs) -> Result<Vec<Setup>> {
+fn setups(args: &Args) -> Result<Vec<Setup>> {
     let strategies: Vec<&String> = args.strategy.iter().chain(&args.compare).collect();
     let dims: Vec<Option<usize>> =
         if args.dims.is_empty() { vec![None] } else { args.dims.iter().map(|&d| Some(d)).collect() };
@@ -98,7 +98,7 @@ fn setups(args: &EvalArgs) -> Result<Vec<Setup>> {
     Ok(setups)
 }
 
-pub fn eval(args: EvalArgs) -> Result<()> {
+pub fn run(args: Args) -> Result<()> {
     if args.k.contains(&0) {
         bail!("--k must be at least 1");
     }
