@@ -13,9 +13,9 @@ use quiver_tests::minilm_dir;
 
 const TEXTS: [&str; 3] = ["a cocktail shaker", "Ein Tiefbaubagger für Minen 🚜", "red wine glasses, set of six"];
 
-fn embedder(choice: BackendChoice, decisions: &mut DecisionCache) -> Embedder {
+fn embedder(options: impl Into<BackendOptions>, decisions: &mut DecisionCache) -> Embedder {
     let files = ModelFiles::read_dir(minilm_dir()).unwrap();
-    block_on(Embedder::new(Encoder::load(&files).unwrap(), &files, choice, decisions))
+    block_on(Embedder::new(Encoder::load(&files).unwrap(), &files, options, decisions))
 }
 
 /// False (after saying why) when this machine has no GPU adapter at all; CI must have one.
@@ -36,9 +36,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Loads the model under `auto` with this calibration budget.
 fn auto(budget_ms: f64, decisions: &mut DecisionCache) -> BackendReport {
-    let options = BackendOptions::from(BackendChoice::Auto).with_budget_ms(budget_ms).unwrap();
-    let files = ModelFiles::read_dir(minilm_dir()).unwrap();
-    block_on(Embedder::new(Encoder::load(&files).unwrap(), &files, options, decisions)).report()
+    embedder(BackendOptions::from(BackendChoice::Auto).with_budget_ms(budget_ms).unwrap(), decisions).report()
 }
 
 // Whatever the machine's speed and load: a conclusive run is cached, an inconclusive one

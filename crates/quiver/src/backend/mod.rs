@@ -162,6 +162,16 @@ pub struct BackendReport {
     pub gpu_weights: Option<String>,
 }
 
+impl BackendReport {
+    /// What a decision cached for `scope` says: its reason, calibration and fallback code.
+    fn follow(&mut self, decision: &Decision, scope: &str) {
+        self.cached = true;
+        self.calibration = decision.calibration.clone();
+        self.fallback_code = decision.fallback_code.clone();
+        self.reason = format!("cached for {scope}: {}", decision.reason);
+    }
+}
+
 /// The sentence encoder on the backend chosen for this device, with the CPU encoder always
 /// at hand to fall back on.
 pub struct Embedder {
@@ -218,11 +228,8 @@ impl Embedder {
         let mut report = BackendReport { requested: choice, reason: String::new(), ..embedder.report() };
         if choice == BackendChoice::Auto {
             if let Some(decision) = decisions.cpu_for_model(&embedder.encoder) {
-                report.reason = format!("cached for this model: {}", decision.reason);
-                report.cached = true;
+                report.follow(decision, "this model");
                 report.adapter = decision.adapter.clone();
-                report.calibration = decision.calibration.clone();
-                report.fallback_code = decision.fallback_code.clone();
                 embedder.set_report(report);
                 return embedder;
             }
@@ -237,10 +244,7 @@ impl Embedder {
         let key = DecisionCache::key(&embedder.encoder, &adapter);
         let cached = decisions.get(&key).cloned().filter(|_| choice == BackendChoice::Auto);
         if let Some(decision) = &cached {
-            report.cached = true;
-            report.calibration = decision.calibration.clone();
-            report.fallback_code = decision.fallback_code.clone();
-            report.reason = format!("cached for this model and adapter: {}", decision.reason);
+            report.follow(decision, "this model and adapter");
             if decision.backend == Backend::Cpu {
                 embedder.set_report(report);
                 return embedder;
