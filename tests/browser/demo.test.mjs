@@ -204,7 +204,7 @@ test('parity with sentence-transformers inside the browser', async () => {
   await page.close();
 });
 
-test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conclusive decisions, failures fall back', async () => {
+test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conclusive decisions, GGUF models run there too', async () => {
   const reference = JSON.parse(readFileSync(join(SHARED, 'fixtures/all-MiniLM-L6-v2/reference.json'), 'utf8'));
   // Software WebGPU is slow: a handful of short cases and the empty one.
   const cases = reference.cases.filter((c) => c.group === 'short').slice(0, 5)
@@ -235,9 +235,18 @@ test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conc
     const long = await load({ backend: 'auto', calibrationBudgetMs: 600_000 });
     const storedLong = localStorage.getItem(KEY);
     const reused = await load({ backend: 'auto', calibrationBudgetMs: 600_000 });
-    const gguf = await Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', backend: 'gpu', cache: false });
-    const ggufBackend = gguf.info.backend;
-    gguf.dispose();
+    // Quantized models on the GPU and on the CPU: two short texts each.
+    const gguf = {};
+    for (const name of ['all-MiniLM-L6-v2-q8_0', 'multilingual-e5-small']) {
+      const embed = async (backend) => {
+        const q = await Quiver.load({ model: `/models/${name}/`, backend, cache: false });
+        const vectors = (await q.embed(texts.slice(0, 2), { kind: 'raw' })).map((v) => Array.from(v));
+        const active = q.info.backend;
+        q.dispose();
+        return { active, vectors };
+      };
+      gguf[name] = { gpu: await embed('gpu'), cpu: await embed('cpu') };
+    }
     // The catalogue scanned on the GPU and on the CPU, exact and binary.
     const onGpu = await Quiver.load({ model, index: '/data/catalogue.qvr', backend: 'gpu', cache: false });
     const onCpu = await Quiver.load({ model, index: '/data/catalogue.qvr', backend: 'cpu', cache: false });
@@ -254,7 +263,7 @@ test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conc
     onCpu.dispose();
     return {
       gpu, auto: auto.backend, stored, again: again.backend, long: long.backend, storedLong, reused: reused.backend,
-      gguf: ggufBackend, searches, gpuSearch, gpuSearchError,
+      gguf, searches, gpuSearch, gpuSearchError,
     };
   }, cases.map((c) => c.text));
   await fresh.close();
@@ -301,8 +310,16 @@ test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conc
   assert.equal(out.reused.active, out.long.active);
   console.log(`WebGPU auto with a 600 s budget: ${out.long.reason}`);
 
-  assert.equal(out.gguf.active, 'cpu');
-  assert.equal(out.gguf.fallbackCode, 'E_GPU_UNSUPPORTED', out.gguf.reason);
+  const cosine = (a, b) => {
+    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
+    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  };
+  for (const [name, { gpu, cpu }] of Object.entries(out.gguf)) {
+    assert.equal(gpu.active.active, 'gpu', `${name}: ${gpu.active.reason}`);
+    const worstGguf = Math.min(...gpu.vectors.map((v, i) => cosine(v, cpu.vectors[i])));
+    assert.ok(worstGguf >= 0.999, `${name}: cosine ${worstGguf} between GPU and CPU`);
+    console.log(`WebGPU ${name}: worst cosine ${worstGguf.toFixed(6)} to the CPU's vectors`);
+  }
 
   assert.equal(out.gpuSearch, true, `the catalogue was not searched on the GPU: ${out.gpuSearchError}`);
   for (const { query, strategy, gpu, cpu } of out.searches) assert.deepEqual(gpu, cpu, `${strategy} "${query}"`);

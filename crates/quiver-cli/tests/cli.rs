@@ -457,6 +457,14 @@ fn a_quantized_model_indexes_and_searches() {
     .unwrap();
     assert_eq!(out["results"][0]["id"], "p3");
 
+    // The GPU reads the GGUF too (lavapipe in CI; a machine without any adapter says so).
+    let encode = ["encode", "--model", &q8, "--input", &p("products.jsonl"), "--text-field", "title", "--output"];
+    let out = quiver(&[&encode[..], &[&p("q8.npy"), "--backend", "gpu"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let no_adapter = std::env::var_os("CI").is_none() && stderr.contains("no GPU adapter");
+    assert!(stderr.contains("backend: gpu") || no_adapter, "{stderr}");
+
     // The index knows its model: the float32 weights make other vectors.
     fails(&["search", "--index", &p("shop.qvr"), "--model", m.to_str().unwrap(), "fridge"], "the query model is");
     let unknown = quiver(&["quantize", "--model", m.to_str().unwrap(), "--to", "q3", "--output", &p("x")]);

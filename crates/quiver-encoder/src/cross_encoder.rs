@@ -1,7 +1,8 @@
 //! The cross-encoder: (query, document) pairs → BERT → pooler → classifier → relevance.
 
 use crate::batch::{length_batches, padded};
-use crate::bert::{check_vocabulary, Bert, Linear, Weights};
+use crate::bert::{Bert, Linear};
+use crate::checkpoint::{BertWeights, Checkpoint};
 use crate::config::{cross_encoder_activation, cross_encoder_max_length, BertConfig, ScoreActivation};
 use crate::files::{optional, utf8, ModelFiles};
 use crate::tokenize::{PairTokenizer, PairTokens};
@@ -50,13 +51,13 @@ impl CrossEncoder {
             }
         };
         let tokenizer = PairTokenizer::from_bytes(&files.tokenizer, max_length)?;
-        let weights = Weights::from_files(files)?;
-        check_vocabulary(tokenizer.vocab_size(), &bert_config, &weights)?;
+        let checkpoint = Checkpoint::from_files(files)?;
+        checkpoint.check_vocabulary(tokenizer.vocab_size(), &bert_config)?;
         let h = bert_config.hidden_size;
         Ok(CrossEncoder {
-            bert: Bert::load(&bert_config, &weights)?,
-            pooler: Linear::load(&weights, "pooler.dense", h, h)?,
-            classifier: Linear::load_head(&weights, "classifier", h, 1)?,
+            bert: Bert::new(&bert_config, BertWeights::load(&bert_config, &checkpoint)?)?,
+            pooler: Linear::new(checkpoint.linear("pooler.dense", h, h)?)?,
+            classifier: Linear::new(checkpoint.head("classifier", h, 1)?)?,
             tokenizer,
             activation,
         })

@@ -3,9 +3,10 @@
 use std::borrow::Cow;
 
 use crate::batch::{length_batches, padded};
-use crate::bert::{check_vocabulary, Bert, Weights};
+use crate::bert::Bert;
+use crate::checkpoint::{BertWeights, Checkpoint};
 use crate::config::{BertConfig, Pooling, Prefixes, SentenceConfig};
-use crate::files::{optional, sha256_hex, utf8, ModelFiles};
+use crate::files::{optional, sha256_hex, ModelFiles};
 use crate::pooling::{normalize, pool};
 use crate::tokenize::TextTokenizer;
 use crate::{EncoderError, Result};
@@ -102,7 +103,7 @@ impl Encoder {
 
     pub fn load_with(files: &ModelFiles, overrides: &Overrides) -> Result<Self> {
         files.check_required()?;
-        let bert_config = BertConfig::from_json(utf8(&files.config, "config.json")?)?;
+        let bert_config = files.bert_config()?;
         let mut sentence = SentenceConfig::from_files(
             &bert_config,
             optional(&files.modules, "modules.json")?,
@@ -126,9 +127,9 @@ impl Encoder {
             sentence.prefixes = prefixes.clone();
         }
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, sentence.max_seq_length)?;
-        let weights = Weights::from_files(files)?;
-        check_vocabulary(tokenizer.vocab_size(), &bert_config, &weights)?;
-        let bert = Bert::load(&bert_config, &weights)?;
+        let checkpoint = Checkpoint::from_files(files)?;
+        checkpoint.check_vocabulary(tokenizer.vocab_size(), &bert_config)?;
+        let bert = Bert::new(&bert_config, BertWeights::load(&bert_config, &checkpoint)?)?;
         Ok(Encoder {
             bert,
             tokenizer,

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Prefixes;
+use crate::config::{BertConfig, Prefixes};
 use crate::{EncoderError, Result};
 
 /// `quiver.json`, Quiver's own optional file in a model folder: the model's public name and
@@ -170,6 +170,11 @@ impl ModelFiles {
         let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
         files.insert(weights, bytes);
         Ok(files)
+    }
+
+    /// `config.json`.
+    pub fn bert_config(&self) -> Result<BertConfig> {
+        BertConfig::from_json(utf8(&self.config, "config.json")?)
     }
 
     /// `quiver.json`, or the defaults without one.

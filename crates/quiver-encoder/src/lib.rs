@@ -4,6 +4,7 @@
 
 pub mod batch;
 mod bert;
+pub mod checkpoint;
 pub mod config;
 mod cross_encoder;
 mod encoder;

@@ -8,9 +8,10 @@ use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Tensor;
 
-use crate::bert::{Bert, Weights};
-use crate::config::BertConfig;
-use crate::files::{sha256_hex, utf8, ModelFiles, WeightsFormat, OPTIONAL_FILES, REQUIRED_FILES, WEIGHTS_KEY};
+use crate::checkpoint::{
+    BertWeights, Checkpoint, FFN_OUTPUT, POSITION_EMBEDDINGS, TOKEN_TYPE_EMBEDDINGS, WORD_EMBEDDINGS,
+};
+use crate::files::{sha256_hex, ModelFiles, WeightsFormat, OPTIONAL_FILES, REQUIRED_FILES, WEIGHTS_KEY};
 use crate::gguf;
 use crate::{EncoderError, Result};
 
@@ -73,9 +74,8 @@ impl FromStr for Quantization {
 /// up. The source must load (every tensor `config.json` implies, in its shape). Equal inputs
 /// give equal bytes.
 pub fn quantize_model(files: &ModelFiles, to: Quantization) -> Result<Vec<u8>> {
-    let config = BertConfig::from_json(utf8(&files.config, "config.json")?)?;
-    let weights = Weights::from_files(files)?;
-    Bert::load(&config, &weights)?;
+    let checkpoint = Checkpoint::from_files(files)?;
+    BertWeights::load(&files.bert_config()?, &checkpoint)?;
     let own_sha256 = || files.weights_sha256.clone().unwrap_or_else(|| sha256_hex(&files.weights));
     let source_sha256 = match files.weights_format {
         WeightsFormat::Safetensors => own_sha256(),
@@ -83,7 +83,7 @@ pub fn quantize_model(files: &ModelFiles, to: Quantization) -> Result<Vec<u8>> {
         WeightsFormat::Gguf => gguf::metadata_string(&gguf::read_header(&files.weights)?, gguf::SOURCE_SHA256_KEY)
             .map_or_else(own_sha256, str::to_owned),
     };
-    let tensors = weights
+    let tensors = checkpoint
         .to_f32_tensors()?
         .into_iter()
         .map(|(name, tensor)| {
@@ -110,12 +110,12 @@ pub fn quantize_model(files: &ModelFiles, to: Quantization) -> Result<Vec<u8>> {
 /// GPTQ) recovers it; this mix gives 0.974 (mean 0.990).
 fn tensor_type(name: &str, tensor: &Tensor, to: Quantization) -> GgmlDType {
     let matrix = name.ends_with(".weight")
-        && !name.contains("position_embeddings")
-        && !name.contains("token_type_embeddings")
+        && name != POSITION_EMBEDDINGS
+        && name != TOKEN_TYPE_EMBEDDINGS
         && tensor.rank() == 2
         && tensor.dims()[1].is_multiple_of(to.ggml().block_size());
-    let four_bits = name == "embeddings.word_embeddings.weight"
-        || (name.ends_with(".output.dense.weight") && !name.ends_with(".attention.output.dense.weight"));
+    let ffn_output = name.ends_with(&format!(".{FFN_OUTPUT}.weight")) && !name.contains(".attention.");
+    let four_bits = name == WORD_EMBEDDINGS || ffn_output;
     if !matrix {
         GgmlDType::F32
     } else if to == Quantization::Q4_0 && !four_bits {

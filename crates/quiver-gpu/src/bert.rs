@@ -11,17 +11,21 @@
 //! Weights are uploaded once, pipelines built once; the activations of a pass live in
 //! buffers that only grow and are reused by every later batch.
 //!
-//! The word-embedding table stays on the CPU: each batch's rows are gathered there and
-//! uploaded (one `[tokens, hidden]` write per batch, like one activation). This keeps
-//! every vocabulary within the storage binding limit — multilingual-e5's 250k × 384 f32
-//! table is 384 MB, beyond WebGPU's default 128 MiB — without splitting the table.
+//! The weights come from `quiver_encoder`'s [`BertWeights`], as the CPU encoder's do: a
+//! float or a GGUF checkpoint (Q8_0 and Q4_0 blocks are widened once, at upload).
+//!
+//! The word-embedding table stays on the CPU, in its stored type: each batch's rows are
+//! gathered there and uploaded (one `[tokens, hidden]` write per batch, like one
+//! activation). This keeps every vocabulary within the storage binding limit —
+//! multilingual-e5's 250k × 384 table is 384 MB as f32, beyond WebGPU's default 128 MiB —
+//! without splitting the table.
 
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use quiver_encoder::{BertConfig, EncoderError, ModelFiles, Pooling, WeightsFormat};
-use safetensors::{Dtype, SafeTensors};
+use quiver_encoder::checkpoint::{BertWeights, Checkpoint, LinearWeights, Matrix, Norm};
+use quiver_encoder::{BertConfig, ModelFiles, Pooling};
 
 use crate::kernels::attention::{Attention, AttentionParams, MAX_HEAD_DIM};
 use crate::kernels::layer_norm::{LayerNorm, LayerNormParams};
@@ -125,7 +129,7 @@ pub struct GpuBert {
     config: BertConfig,
     precision: Precision,
     /// `[vocab, hidden]`, gathered on the CPU (see the module's documentation).
-    word_embeddings: Vec<f32>,
+    word_embeddings: Matrix,
     /// `[positions, hidden]`: each position's vector plus token type 0's, summed once.
     position_type: wgpu::Buffer,
     embedding_norm: wgpu::Buffer,
@@ -136,9 +140,9 @@ pub struct GpuBert {
 }
 
 impl GpuBert {
-    /// Reads `config.json` and `model.safetensors` (f32, f16 or bf16, names as in
-    /// all-MiniLM-L6-v2, optionally under `bert.`) and uploads the weights: the linears'
-    /// as f16 where the device has `shader-f16`, everything else as f32.
+    /// Reads `config.json` and the weights (`model.safetensors` or `model.gguf`, as the CPU
+    /// encoder does) and uploads them: the linears' as f16 where the device has
+    /// `shader-f16`, everything else as f32.
     pub async fn load(ctx: &GpuContext, files: &ModelFiles) -> Result<Self> {
         let precision = if ctx.shader_f16() { Precision::F16 } else { Precision::F32 };
         Self::load_with(ctx, files, precision).await
@@ -146,12 +150,7 @@ impl GpuBert {
 
     /// [`GpuBert::load`] with the linears' weights stored in `precision`.
     pub async fn load_with(ctx: &GpuContext, files: &ModelFiles, precision: Precision) -> Result<Self> {
-        if files.weights_format != WeightsFormat::Safetensors {
-            return Err(GpuError::Unsupported { what: "model.gguf (the GPU path reads model.safetensors)".into() });
-        }
-        let text = std::str::from_utf8(&files.config)
-            .map_err(|e| EncoderError::InvalidConfig { file: "config.json", reason: e.to_string() })?;
-        let config = BertConfig::from_json(text)?;
+        let config = files.bert_config()?;
         // The kernels read rows as vec4: every BERT's sizes are multiples of 64.
         let (head_dim, inner) = (config.head_dim(), config.intermediate_size);
         if head_dim > MAX_HEAD_DIM || !head_dim.is_multiple_of(4) || !inner.is_multiple_of(4) {
@@ -161,49 +160,41 @@ impl GpuBert {
                 ),
             });
         }
-        let checkpoint = Checkpoint::parse(&files.weights)?;
+        let weights = BertWeights::load(&config, &Checkpoint::from_files(files)?)?;
         let h = config.hidden_size;
 
-        let mut position_type =
-            checkpoint.tensor("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?;
-        let token_types = checkpoint.tensor("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        // Token type 0's vector is added to every position once, here.
+        let mut position_type = weights.position_embeddings;
         for position in position_type.chunks_exact_mut(h) {
-            position.iter_mut().zip(&token_types[..h]).for_each(|(p, t)| *p += t);
+            position.iter_mut().zip(&weights.token_type_embeddings[..h]).for_each(|(p, t)| *p += t);
         }
-        let upload_linear = |names: &[String], outputs: usize, inputs: usize| -> Result<Linear> {
-            let (mut weight, mut bias) = (Vec::new(), Vec::new());
-            for name in names {
-                weight.extend(checkpoint.tensor(&format!("{name}.weight"), &[outputs, inputs])?);
-                bias.extend(checkpoint.tensor(&format!("{name}.bias"), &[outputs])?);
-            }
+        let upload_linear = |label: &str, linear: LinearWeights| -> Result<Linear> {
+            let weight = linear.weight.to_f32()?;
             let weight = match precision {
-                Precision::F32 => ctx.storage_buffer(&names[0], &weight)?,
+                Precision::F32 => ctx.storage_buffer(label, &weight)?,
                 Precision::F16 => {
                     let halves: Vec<u16> = weight.iter().map(|&w| half::f16::from_f32(w).to_bits()).collect();
-                    ctx.storage_buffer(&names[0], &halves)?
+                    ctx.storage_buffer(label, &halves)?
                 }
             };
-            Ok(Linear { weight, bias: ctx.storage_buffer(&names[0], &bias)? })
+            Ok(Linear { weight, bias: ctx.storage_buffer(label, &linear.bias)? })
         };
-        let upload_norm = |name: &str| -> Result<wgpu::Buffer> {
-            let mut gamma_beta = checkpoint.tensor(&format!("{name}.weight"), &[h])?;
-            gamma_beta.extend(checkpoint.tensor(&format!("{name}.bias"), &[h])?);
-            ctx.storage_buffer(name, &gamma_beta)
+        let upload_norm = |label: &str, norm: Norm| -> Result<wgpu::Buffer> {
+            let mut gamma_beta = norm.gamma;
+            gamma_beta.extend(norm.beta);
+            ctx.storage_buffer(label, &gamma_beta)
         };
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let p = format!("encoder.layer.{i}");
+        let layers = weights
+            .layers
+            .into_iter()
+            .map(|layer| {
                 Ok(Layer {
-                    qkv: upload_linear(
-                        &["query", "key", "value"].map(|part| format!("{p}.attention.self.{part}")),
-                        h,
-                        h,
-                    )?,
-                    attention_output: upload_linear(&[format!("{p}.attention.output.dense")], h, h)?,
-                    attention_norm: upload_norm(&format!("{p}.attention.output.LayerNorm"))?,
-                    intermediate: upload_linear(&[format!("{p}.intermediate.dense")], inner, h)?,
-                    output: upload_linear(&[format!("{p}.output.dense")], h, inner)?,
-                    output_norm: upload_norm(&format!("{p}.output.LayerNorm"))?,
+                    qkv: upload_linear("qkv", layer.qkv)?,
+                    attention_output: upload_linear("attention output", layer.attention_output)?,
+                    attention_norm: upload_norm("attention norm", layer.attention_norm)?,
+                    intermediate: upload_linear("intermediate", layer.intermediate)?,
+                    output: upload_linear("output", layer.output)?,
+                    output_norm: upload_norm("output norm", layer.output_norm)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -227,9 +218,9 @@ impl GpuBert {
             pooling: ctx.uniform_buffer("pooling", &PoolingParams::new(0, 0, Pooling::Mean, false)),
         };
         Ok(GpuBert {
-            word_embeddings: checkpoint.tensor(WORD_EMBEDDINGS, &[config.vocab_size, h])?,
+            word_embeddings: weights.word_embeddings,
             position_type: ctx.storage_buffer("position + token type", &position_type)?,
-            embedding_norm: upload_norm("embeddings.LayerNorm")?,
+            embedding_norm: upload_norm("embedding norm", weights.embedding_norm)?,
             layers,
             kernels,
             uniforms,
@@ -321,12 +312,11 @@ impl GpuBert {
         let seq = batch.iter().map(Vec::len).max().unwrap_or(0);
         let tokens = batch.len() * seq;
         // Padding rows stay zero: they are masked as keys and never pooled.
+        let ids: Vec<u32> = batch.iter().flatten().copied().collect();
+        let mut rows = self.word_embeddings.rows(&ids)?.into_iter();
         let mut words = vec![0f32; tokens * h];
-        for (sequence, rows) in batch.iter().zip(words.chunks_exact_mut(seq * h)) {
-            for (&id, row) in sequence.iter().zip(rows.chunks_exact_mut(h)) {
-                let id = id as usize;
-                row.copy_from_slice(&self.word_embeddings[id * h..(id + 1) * h]);
-            }
+        for (sequence, padded) in batch.iter().zip(words.chunks_exact_mut(seq * h)) {
+            padded[..sequence.len() * h].iter_mut().zip(rows.by_ref()).for_each(|(w, r)| *w = r);
         }
         let lengths: Vec<u32> = batch.iter().map(|s| s.len() as u32).collect();
 
@@ -453,43 +443,6 @@ fn split_passes(lengths: impl Iterator<Item = usize>, max_tokens: usize) -> Resu
         passes.push(start..count);
     }
     Ok(passes)
-}
-
-const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
-
-/// `model.safetensors`, its float tensors read as f32 and checked against the config's shapes.
-struct Checkpoint<'a> {
-    tensors: SafeTensors<'a>,
-    /// `"bert."` when the encoder sits inside a task model.
-    prefix: &'static str,
-}
-
-impl<'a> Checkpoint<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self> {
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| EncoderError::InvalidWeights(e.to_string()))?;
-        let prefix = if tensors.names().contains(&"bert.embeddings.word_embeddings.weight") { "bert." } else { "" };
-        Ok(Checkpoint { tensors, prefix })
-    }
-
-    /// The tensor `name` (under the prefix) as f32; it must have exactly `shape`.
-    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let name = format!("{}{name}", self.prefix);
-        let view = self.tensors.tensor(&name).map_err(|_| EncoderError::MissingTensor { name: name.clone() })?;
-        if view.shape() != shape {
-            return Err(
-                EncoderError::ShapeMismatch { name, expected: shape.to_vec(), actual: view.shape().to_vec() }.into()
-            );
-        }
-        let bytes = view.data();
-        Ok(match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => {
-                return Err(EncoderError::UnsupportedTensorType { name, dtype: format!("{other:?}") }.into());
-            }
-        })
-    }
 }
 
 #[cfg(test)]
