@@ -131,6 +131,9 @@ export interface Document {
   metadata?: Record<string, unknown>;
 }
 
+/** The Cache API cache that holds fetched model files (`Quiver.clearCache` empties it). */
+export declare const MODEL_CACHE: string;
+
 export declare class QuiverError extends Error {
   code: string;
 }

@@ -1,13 +1,8 @@
 // The engine's Web Worker: loads the WebAssembly module, fetches (and caches) the model
 // and index, and answers the main thread's requests. One request at a time, in order.
-import init, { Engine } from './wasm/quiver_wasm.js';
+import { MODEL_CACHE } from './index.js';
+import init, { Engine, modelReads } from './wasm/quiver_wasm.js';
 
-const CACHE = 'quiver-v1';
-const MODEL_FILES = ['config.json', 'tokenizer.json'];
-// A folder's weights: the file quiver.json's `weights` names (`quiver quantize` writes
-// "model.gguf"), else model.safetensors, else model.gguf.
-const WEIGHTS_FILES = ['model.safetensors', 'model.gguf'];
-const OPTIONAL_MODEL_FILES = ['modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'quiver.json'];
 
 let engine = null;
 /** The latest embedding call: how many texts, on which backend, how long. */
@@ -23,7 +18,7 @@ function fail(code, message) {
 async function fetchBytes(url, { optional = false, useCache = true, progress }) {
   let cache = null;
   if (useCache && typeof caches !== 'undefined') {
-    try { cache = await caches.open(CACHE); } catch { cache = null; }
+    try { cache = await caches.open(MODEL_CACHE); } catch { cache = null; }
   }
   let response = cache ? await cache.match(url) : undefined;
   const cached = Boolean(response);
@@ -77,65 +72,60 @@ async function toBytes(value) {
   throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
 }
 
-/** A model folder's files by path, from a URL (fetched, cached) or given as bytes. */
-async function modelFiles(model, optionalFiles, useCache, progress) {
-  const files = {};
+/**
+ * A model folder's files by path, from a URL (fetched, cached) or given as bytes, read in
+ * the rounds the engine names (`modelReads`: the rules the CLI reads a folder by), and the
+ * paths of those whose sha256 identifies the model.
+ */
+async function modelFiles(model, useCache, progress) {
   let name = 'model';
+  let read;
   if (typeof model === 'string') {
     name = model.replace(/\/+$/, '').split('/').pop() || 'model';
-    for (const path of MODEL_FILES) {
-      files[path] = await fetchBytes(joinUrl(model, path), { useCache, progress });
-    }
-    for (const path of optionalFiles) {
-      const bytes = await fetchBytes(joinUrl(model, path), { optional: true, useCache, progress });
-      if (bytes) files[path] = bytes;
-    }
-    const named = namedWeights(files['quiver.json']);
-    const candidates = named ? [named] : WEIGHTS_FILES;
-    for (const [i, path] of candidates.entries()) {
-      const bytes = await fetchBytes(joinUrl(model, path), { optional: i < candidates.length - 1, useCache, progress });
-      if (bytes) { files[path] = bytes; break; }
-    }
+    read = (path, optional) => fetchBytes(joinUrl(model, path), { optional, useCache, progress });
   } else if (model && typeof model === 'object') {
-    for (const [path, value] of Object.entries(model)) files[path] = await toBytes(value);
+    // Absent files are left for the engine to name.
+    read = async (path) => (model[path] === undefined ? null : toBytes(model[path]));
   } else {
     throw fail('E_INVALID_ARGUMENT', 'a model must be a URL or an object of files');
   }
-  return { files, name };
-}
-
-/** The weights file a model's quiver.json names, if it names one of WEIGHTS_FILES. */
-function namedWeights(quiverJson) {
-  if (!quiverJson) return null;
-  let weights;
-  try {
-    ({ weights } = JSON.parse(new TextDecoder().decode(quiverJson)));
-  } catch {
-    return null; // the engine reports the broken file
+  const files = {};
+  const hashed = [];
+  for (let round = 0, reads; (reads = modelReads(round, files['quiver.json'])); round++) {
+    const wanted = [
+      ...reads.required.map((path) => [path, false]),
+      ...reads.optional.map((path) => [path, true]),
+    ];
+    for (const [path, optional] of wanted) {
+      const bytes = await read(path, optional);
+      if (bytes) files[path] = bytes;
+    }
+    for (const [i, path] of reads.firstOf.entries()) {
+      const bytes = await read(path, i < reads.firstOf.length - 1);
+      if (bytes) { files[path] = bytes; break; }
+    }
+    hashed.push(...reads.hashed);
   }
-  if (weights === undefined) return null;
-  if (!WEIGHTS_FILES.includes(weights)) throw fail('E_MODEL_INVALID', `quiver.json: weights must be one of ${WEIGHTS_FILES.join(', ')}, not ${JSON.stringify(weights)}`);
-  return weights;
+  return { files, name, hashed };
 }
 
-async function loadModel(model, useCache, { backend, decisions, calibrationBudgetMs }, progress) {
-  const { files, name } = await modelFiles(model, OPTIONAL_MODEL_FILES, useCache, (p) => progress({ stage: 'model', ...p }));
+async function loadModel(model, useCache, { backend, decisions }, progress) {
+  const { files, name, hashed } = await modelFiles(model, useCache, (p) => progress({ stage: 'model', ...p }));
   progress({ stage: 'compile' });
-  // WebCrypto hashes the weights natively; hashing 90 MB inside wasm takes seconds.
+  // WebCrypto hashes natively; hashing 90 MB inside wasm takes seconds.
   const hashes = {};
   if (globalThis.crypto?.subtle) {
-    for (const path of [...WEIGHTS_FILES, 'tokenizer.json']) {
-      if (!files[path]) continue;
+    for (const path of hashed.filter((p) => files[p])) {
       const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', files[path]));
       hashes[path] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
     }
   }
   progress({ stage: 'backend', backend });
-  return engine.loadModel(files, name, hashes, backend, decisions, calibrationBudgetMs);
+  return engine.loadModel(files, name, hashes, decisions);
 }
 
 async function loadReranker(reranker, useCache, progress) {
-  const { files, name } = await modelFiles(reranker, ['tokenizer_config.json'], useCache, (p) => progress({ stage: 'reranker', ...p }));
+  const { files, name } = await modelFiles(reranker, useCache, (p) => progress({ stage: 'reranker', ...p }));
   engine.loadReranker(files, name);
 }
 
@@ -172,16 +162,17 @@ async function timed(texts, run) {
 }
 
 const handlers = {
-  async load({ model, index, reranker, cache = true, persist: name, wasm, backend = 'auto', decisions = '', calibrationBudgetMs }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm, backend, decisions = '', calibrationBudgetMs }, progress) {
     const started = performance.now();
     ready ??= init({ module_or_path: wasm });
     await ready;
     engine?.dispose();
     engine?.free();
     engine = new Engine();
+    engine.setBackend(backend, calibrationBudgetMs);
     persistName = name ?? null;
     lastEmbedding = null;
-    const loaded = await loadModel(model, cache, { backend, decisions, calibrationBudgetMs }, progress);
+    const loaded = await loadModel(model, cache, { backend, decisions }, progress);
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
     let indexBytes = persistName ? await loadPersisted(persistName) : null;
     const restored = Boolean(indexBytes);
@@ -207,7 +198,7 @@ const handlers = {
   indexBytes: () => engine.indexBytes(),
   dispose() { engine?.dispose(); engine?.free(); engine = null; return true; },
   async clearCache() {
-    if (typeof caches !== 'undefined') await caches.delete(CACHE);
+    if (typeof caches !== 'undefined') await caches.delete(MODEL_CACHE);
     return true;
   },
 };

@@ -3,7 +3,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,10 +15,12 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SHARED = process.env.QUIVER_SHARED ?? join(ROOT, '..', 'shared');
 const ARTIFACTS = join(ROOT, 'artifacts');
 let server, browser, context, base;
+// A model folder made by a test, served at /both/.
+const BOTH = mkdtempSync(join(tmpdir(), 'quiver-both-weights-'));
 const problems = [];
 
 before(async () => {
-  server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures') } });
+  server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures'), 'both/': BOTH } });
   base = `http://127.0.0.1:${server.address().port}`;
   const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
   browser = await chromium.launch({
@@ -179,6 +182,58 @@ test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load a
   assert.ok(w4 >= 0.97, `q4_0 ${w4}`);
   assert.ok(we5 >= 0.9995, `e5 ${we5}`);
   await page.close();
+});
+
+test('a folder holding both model.safetensors and model.gguf loads the same weights in the page as with the CLI', async () => {
+  // all-MiniLM-L6-v2's files with both weights: first without a quiver.json to name one,
+  // then with one naming the GGUF.
+  const float = join(ROOT, 'models/all-MiniLM-L6-v2');
+  for (const file of ['config.json', 'tokenizer.json', 'modules.json', 'sentence_bert_config.json', 'model.safetensors']) {
+    symlinkSync(join(float, file), join(BOTH, file));
+  }
+  mkdirSync(join(BOTH, '1_Pooling'));
+  symlinkSync(join(float, '1_Pooling/config.json'), join(BOTH, '1_Pooling/config.json'));
+  symlinkSync(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0/model.gguf'), join(BOTH, 'model.gguf'));
+  const work = mkdtempSync(join(tmpdir(), 'quiver-both-cli-'));
+  const texts = ['Stainless steel cocktail shaker', 'Hydraulic excavator for deep mining', 'Rotweingläser, 4er-Set'];
+  writeFileSync(join(work, 'texts.jsonl'), texts.map((text, i) => JSON.stringify({ id: `t${i}`, text })).join('\n'));
+  const quiver = (args) => execFileSync(join(ROOT, 'target/release/quiver'), args, { cwd: ROOT, stdio: 'pipe' });
+  const sha256 = (file) => createHash('sha256').update(readFileSync(join(BOTH, file))).digest('hex');
+  const cosine = (a, b) => {
+    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
+    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  };
+  for (const expected of ['model.safetensors', 'model.gguf']) {
+    if (expected === 'model.gguf') writeFileSync(join(BOTH, 'quiver.json'), JSON.stringify({ weights: 'model.gguf' }));
+    const cli = (command, output) => quiver([command, '--model', BOTH, '--input', join(work, 'texts.jsonl'), '--output', output, '--backend', 'cpu']);
+    const index = `texts-${expected}.qvr`;
+    cli('index', join(BOTH, index));
+    cli('encode', join(work, 'texts.npy'));
+    const built = JSON.parse(quiver(['info', '--json', join(BOTH, index)]));
+    assert.equal(built.model.weights_sha256, sha256(expected), `the CLI read ${expected}`);
+    // float32 rows after the .npy header (its length is at byte 8).
+    const npy = readFileSync(join(work, 'texts.npy'));
+    const data = new Float32Array(npy.buffer.slice(npy.byteOffset + 10 + npy.readUInt16LE(8), npy.byteOffset + npy.length));
+    const native = texts.map((_, i) => Array.from(data.subarray(i * 384, (i + 1) * 384)));
+
+    const page = await context.newPage();
+    await page.goto(`${base}/web/blank.html`);
+    const out = await page.evaluate(async ({ texts, index }) => {
+      const { Quiver } = await import('/pkg/index.js');
+      // The index the CLI built from this folder loads only with the same weights.
+      const q = await Quiver.load({ model: '/both/', index: `/both/${index}`, backend: 'cpu', cache: false });
+      const vectors = (await q.embed(texts)).map((v) => Array.from(v));
+      const ids = (await q.search(texts[1], { k: 1 })).map((r) => r.id);
+      q.dispose();
+      return { vectors, ids };
+    }, { texts, index });
+    await page.close();
+    assert.deepEqual(out.ids, ['t1']);
+    const worst = Math.min(...out.vectors.map((v, i) => cosine(v, native[i])));
+    console.log(`both weights files: the page and the CLI read ${expected}; worst cosine ${worst.toFixed(7)}`);
+    // The native and wasm kernels round the quantized products differently.
+    assert.ok(worst >= 0.9999, `${expected}, page vs CLI: cosine ${worst}`);
+  }
 });
 
 test('parity with sentence-transformers inside the browser', async () => {

@@ -65,12 +65,28 @@ pub struct ModelFiles {
 
 /// The files a model folder must have, besides one of [`WEIGHTS_FILES`].
 pub const REQUIRED_FILES: [&str; 2] = ["config.json", "tokenizer.json"];
-/// A folder's weights: a quantized `model.gguf` or a float `model.safetensors`. A folder has
-/// one or the other; `quiver.json`'s `weights` settles it, else the GGUF is taken.
-pub const WEIGHTS_FILES: [&str; 2] = ["model.gguf", "model.safetensors"];
+/// A folder's weights: a float `model.safetensors` or a quantized `model.gguf`.
+/// `quiver.json`'s `weights` names which (`quiver quantize` writes it); without it the first
+/// of these that exists is read: a published float folder needs no probe for a GGUF.
+pub const WEIGHTS_FILES: [&str; 2] = ["model.safetensors", "model.gguf"];
 const NO_WEIGHTS: &str = "model.safetensors or model.gguf";
 pub const OPTIONAL_FILES: [&str; 5] =
     ["modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "quiver.json", "tokenizer_config.json"];
+
+/// One round of reading a model folder by relative path ([`ModelFiles::reads`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reads {
+    /// Files that must exist.
+    pub required: Vec<&'static str>,
+    /// Files read where they exist.
+    pub optional: Vec<&'static str>,
+    /// Of these, the first that exists is read; one must.
+    pub first_of: Vec<&'static str>,
+    /// Of the files above, those whose sha256 identifies the model (the browser hashes them
+    /// with WebCrypto, far faster than in wasm).
+    pub hashed: Vec<&'static str>,
+}
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -87,8 +103,10 @@ impl ModelFiles {
                 self.weights = bytes;
                 self.weights_format = WeightsFormat::Gguf;
             }
-            // A GGUF beside it wins, whichever came first.
-            "model.safetensors" if self.weights_format != WeightsFormat::Gguf => self.weights = bytes,
+            "model.safetensors" => {
+                self.weights = bytes;
+                self.weights_format = WeightsFormat::Safetensors;
+            }
             "modules.json" => self.modules = Some(bytes),
             "1_Pooling/config.json" => self.pooling = Some(bytes),
             "sentence_bert_config.json" => self.sentence_bert = Some(bytes),
@@ -126,6 +144,64 @@ impl ModelFiles {
         Ok(())
     }
 
+    /// What round `round` of reading a folder file by file reads, given the files of the
+    /// earlier rounds: first the configs and the tokenizer, then the weights (the file
+    /// `quiver.json` names, else the first of [`WEIGHTS_FILES`] that exists); `None` after.
+    /// [`ModelFiles::read_with`] follows it, and so does the browser's worker when it
+    /// fetches a folder by URL: a folder loads the same files everywhere.
+    pub fn reads(&self, round: usize) -> Result<Option<Reads>> {
+        Ok(match round {
+            0 => Some(Reads {
+                required: REQUIRED_FILES.to_vec(),
+                optional: OPTIONAL_FILES.to_vec(),
+                first_of: Vec::new(),
+                hashed: vec!["tokenizer.json"],
+            }),
+            1 => {
+                let weights = self.named_weights()?.map_or(WEIGHTS_FILES.to_vec(), |named| vec![named]);
+                Some(Reads { required: Vec::new(), optional: Vec::new(), first_of: weights.clone(), hashed: weights })
+            }
+            _ => None,
+        })
+    }
+
+    /// A model folder read file by file, round by round as [`ModelFiles::reads`] says, through
+    /// `read` (`None` where there is no such file); `place` names the folder in errors.
+    pub fn read_with(
+        name: String,
+        place: &Path,
+        mut read: impl FnMut(&'static str) -> Result<Option<Vec<u8>>>,
+    ) -> Result<Self> {
+        let missing = |file| EncoderError::MissingFile { dir: place.to_owned(), file };
+        let mut files = ModelFiles { name, ..Default::default() };
+        for round in 0.. {
+            let Some(reads) = files.reads(round)? else { break };
+            for file in reads.required {
+                let bytes = read(file)?.ok_or_else(|| missing(file))?;
+                files.insert(file, bytes);
+            }
+            for file in reads.optional {
+                if let Some(bytes) = read(file)? {
+                    files.insert(file, bytes);
+                }
+            }
+            if reads.first_of.is_empty() {
+                continue;
+            }
+            let mut found = None;
+            for &file in &reads.first_of {
+                if let Some(bytes) = read(file)? {
+                    found = Some((file, bytes));
+                    break;
+                }
+            }
+            let absent = if let [only] = reads.first_of[..] { only } else { NO_WEIGHTS };
+            let (file, bytes) = found.ok_or_else(|| missing(absent))?;
+            files.insert(file, bytes);
+        }
+        Ok(files)
+    }
+
     /// Reads a model folder.
     pub fn read_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
@@ -136,40 +212,18 @@ impl ModelFiles {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
             });
         }
-        let mut files = ModelFiles {
-            name: dir
-                .canonicalize()
-                .unwrap_or(dir.to_owned())
-                .file_name()
-                .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned()),
-            ..Default::default()
-        };
-        for file in REQUIRED_FILES {
+        let name = dir
+            .canonicalize()
+            .unwrap_or(dir.to_owned())
+            .file_name()
+            .map_or_else(|| "model".to_owned(), |n| n.to_string_lossy().into_owned());
+        Self::read_with(name, dir, |file| {
             let path = dir.join(file);
             if !path.is_file() {
-                return Err(EncoderError::MissingFile { dir: dir.to_owned(), file });
+                return Ok(None);
             }
-            let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
-            files.insert(file, bytes);
-        }
-        for file in OPTIONAL_FILES {
-            let path = dir.join(file);
-            if path.is_file() {
-                let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
-                files.insert(file, bytes);
-            }
-        }
-        let weights = match files.named_weights()? {
-            Some(named) => named,
-            None => WEIGHTS_FILES.into_iter().find(|f| dir.join(f).is_file()).unwrap_or(NO_WEIGHTS),
-        };
-        let path = dir.join(weights);
-        if !path.is_file() {
-            return Err(EncoderError::MissingFile { dir: dir.to_owned(), file: weights });
-        }
-        let bytes = std::fs::read(&path).map_err(|source| EncoderError::Io { op: "read", path, source })?;
-        files.insert(weights, bytes);
-        Ok(files)
+            std::fs::read(&path).map(Some).map_err(|source| EncoderError::Io { op: "read", path, source })
+        })
     }
 
     /// `config.json`.
@@ -209,4 +263,37 @@ pub(crate) fn utf8<'a>(bytes: &'a [u8], file: &'static str) -> Result<&'a str> {
 
 pub(crate) fn optional<'a>(bytes: &'a Option<Vec<u8>>, file: &'static str) -> Result<Option<&'a str>> {
     bytes.as_deref().map(|b| utf8(b, file)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with both weights files reads the safetensors, unless `quiver.json` names the
+    /// GGUF; a named file that is absent is missing, with its name.
+    #[test]
+    fn the_weights_read_are_the_named_file_else_the_first_that_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, bytes) in
+            [("config.json", "{}"), ("tokenizer.json", "{}"), ("model.safetensors", "f"), ("model.gguf", "g")]
+        {
+            std::fs::write(dir.path().join(file), bytes).unwrap();
+        }
+        let read = || ModelFiles::read_dir(dir.path());
+        let files = read().unwrap();
+        assert_eq!((files.weights_format, files.weights), (WeightsFormat::Safetensors, b"f".to_vec()));
+        std::fs::write(dir.path().join("quiver.json"), r#"{"weights": "model.gguf"}"#).unwrap();
+        assert_eq!(read().unwrap().weights_format, WeightsFormat::Gguf);
+        std::fs::remove_file(dir.path().join("model.gguf")).unwrap();
+        assert!(matches!(read(), Err(EncoderError::MissingFile { file: "model.gguf", .. })));
+        std::fs::write(dir.path().join("quiver.json"), r#"{"weights": "weights.bin"}"#).unwrap();
+        assert!(matches!(read(), Err(EncoderError::InvalidConfig { file: "quiver.json", .. })));
+        std::fs::remove_file(dir.path().join("quiver.json")).unwrap();
+        std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
+        assert!(matches!(read(), Err(EncoderError::MissingFile { file: NO_WEIGHTS, .. })));
+        // Two rounds, then nothing.
+        let files = ModelFiles::default();
+        assert_eq!(files.reads(1).unwrap().unwrap().first_of, WEIGHTS_FILES);
+        assert!(files.reads(2).unwrap().is_none());
+    }
 }

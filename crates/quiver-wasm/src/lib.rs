@@ -2,10 +2,11 @@
 //! failure reaches JS as an `Error` with a stable `code`; no input makes the module trap.
 
 use std::cell::{Ref, RefCell, RefMut};
+use std::path::Path;
 use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
-use quiver::encoder::{CrossEncoder, Encoder, ModelFiles, TextKind};
+use quiver::encoder::{CrossEncoder, Encoder, EncoderError, ModelFiles, TextKind};
 use quiver::gpu::GpuError;
 use quiver::index::{
     Document, Filter, FlatIndex, Fusion, Hit, IndexConfig, Query, Rescore, SearchMode, SearchOptions, Strategy,
@@ -18,6 +19,18 @@ use wasm_bindgen_futures::future_to_promise;
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();
+}
+
+/// What to fetch in round `round` of loading a model folder by URL, given its `quiver.json`
+/// once fetched: `{ required, optional, firstOf, hashed }`, or `null` when nothing more is
+/// read. The rules are `ModelFiles::reads`, which the CLI reads a folder by.
+#[wasm_bindgen(js_name = modelReads)]
+pub fn model_reads(round: usize, quiver_json: Option<Vec<u8>>) -> Result<JsValue, JsValue> {
+    let files = ModelFiles { quiver: quiver_json, ..Default::default() };
+    match files.reads(round).map_err(engine_error)? {
+        Some(reads) => to_js(&reads),
+        None => Ok(JsValue::NULL),
+    }
 }
 
 /// A JS `Error` carrying `code`.
@@ -76,6 +89,8 @@ pub struct Engine {
 }
 
 struct State {
+    /// Where the next model embeds (`setBackend`).
+    backend: BackendOptions,
     embedder: Option<Rc<Embedder>>,
     index: Option<FlatIndex>,
     reranker: Option<CrossEncoder>,
@@ -177,6 +192,7 @@ impl Engine {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Engine {
         let state = State {
+            backend: BackendOptions::default(),
             embedder: None,
             index: None,
             reranker: None,
@@ -197,29 +213,39 @@ impl Engine {
         borrow_mut(&self.state)
     }
 
-    /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }`;
-    /// `hashes` may carry the sha256 (hex) of the weights (`model.safetensors` or
-    /// `model.gguf`) and `tokenizer.json`, by file name. `backend` ("gpu", "cpu" or "auto")
-    /// picks where embeddings are computed; `decisions` is the JSON of earlier `auto`
-    /// decisions (from the page's storage); `calibration_budget_ms` bounds an `auto`
-    /// calibration run (300 ms when absent). Resolves to `{ model, backend, decisions }`:
-    /// the backend report and the decisions to store back.
+    /// Where the next `loadModel` computes embeddings: `backend` "gpu", "cpu" or "auto"
+    /// (the default); `calibration_budget_ms` bounds an `auto` calibration run (300 ms
+    /// when absent). Checked before anything is fetched.
+    #[wasm_bindgen(js_name = setBackend)]
+    pub fn set_backend(&self, backend: Option<String>, calibration_budget_ms: Option<f64>) -> Result<(), JsValue> {
+        let choice = backend.as_deref().map_or(Ok(BackendChoice::Auto), str::parse).map_err(engine_error)?;
+        let mut options = BackendOptions::from(choice);
+        if let Some(ms) = calibration_budget_ms {
+            options = options.with_budget_ms(ms).map_err(engine_error)?;
+        }
+        let mut state = self.state_mut()?;
+        state.live()?;
+        state.backend = options;
+        Ok(())
+    }
+
+    /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }` on the
+    /// backend `setBackend` chose; `hashes` may carry the sha256 (hex) of the weights
+    /// (`model.safetensors` or `model.gguf`) and `tokenizer.json`, by file name;
+    /// `decisions` is the JSON of earlier `auto` decisions (from the page's storage).
+    /// Resolves to `{ model, backend, decisions }`: the backend report and the decisions to
+    /// store back.
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(
         &self,
         files: &Object,
         name: &str,
         hashes: &JsValue,
-        backend: &str,
         decisions: &str,
-        calibration_budget_ms: Option<f64>,
     ) -> Result<Promise, JsValue> {
+        let options = self.state()?.backend;
         self.state()?.live()?;
         let files = model_files(files, name, hashes)?;
-        let mut options = BackendOptions::from(backend.parse::<BackendChoice>().map_err(engine_error)?);
-        if let Some(ms) = calibration_budget_ms {
-            options = options.with_budget_ms(ms).map_err(engine_error)?;
-        }
         let encoder = Encoder::load(&files).map_err(engine_error)?;
         if let Some(index) = &self.state()?.index {
             quiver::check_model(index, &encoder).map_err(engine_error)?;
@@ -507,17 +533,22 @@ async fn gpu_hits(
     }
 }
 
+/// A model folder from `{ path: Uint8Array }`, read by the rules a folder on disk is read by.
 fn model_files(files: &Object, name: &str, hashes: &JsValue) -> Result<ModelFiles, JsValue> {
     let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
-    let mut model =
-        ModelFiles { name: name.to_owned(), tokenizer_sha256: hash("tokenizer.json"), ..Default::default() };
-    for entry in Object::entries(files).iter() {
-        let pair = Array::from(&entry);
-        let path = pair.get(0).as_string().unwrap_or_default();
-        let bytes = pair.get(1).dyn_into::<Uint8Array>().map_err(|_| invalid(format!("{path} is not a Uint8Array")))?;
-        model.insert(&path, bytes.to_vec());
-    }
-    // The hash of whichever weights file was taken (model.gguf or model.safetensors).
+    let mut model = ModelFiles::read_with(name.to_owned(), Path::new(name), |path| {
+        let value = Reflect::get(files, &path.into()).unwrap_or(JsValue::UNDEFINED);
+        if value.is_undefined() {
+            return Ok(None);
+        }
+        let bytes = value.dyn_into::<Uint8Array>().map_err(|_| EncoderError::InvalidArgument {
+            op: "load model",
+            what: format!("{path} is not a Uint8Array"),
+        })?;
+        Ok(Some(bytes.to_vec()))
+    })
+    .map_err(engine_error)?;
+    model.tokenizer_sha256 = hash("tokenizer.json");
     model.weights_sha256 = hash(model.weights_format.file_name());
     Ok(model)
 }
