@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -234,6 +234,44 @@ test('a folder holding both model.safetensors and model.gguf loads the same weig
     // The native and wasm kernels round the quantized products differently.
     assert.ok(worst >= 0.9999, `${expected}, page vs CLI: cosine ${worst}`);
   }
+});
+
+test('the conformance suite (tests/conformance) answers in the page as with the CLI', async () => {
+  const suite = join(ROOT, 'tests/conformance');
+  const cases = readdirSync(suite).filter((f) => f.endsWith('.json')).sort().map((file) => {
+    const c = JSON.parse(readFileSync(join(suite, file), 'utf8'));
+    return { ...c, file, documents: JSON.parse(readFileSync(join(suite, 'documents', c.documents), 'utf8')) };
+  });
+  assert.ok(cases.length >= 4, `cases: ${cases.map((c) => c.file)}`);
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const answers = await page.evaluate(async (cases) => {
+    const { Quiver } = await import('/pkg/index.js');
+    const all = [];
+    for (const c of cases) {
+      const q = await Quiver.load({ model: `/models/${c.model}/`, backend: 'cpu' });
+      await q.add(c.documents);
+      for (const { query, options } of c.searches) {
+        try {
+          all.push({ ids: (await q.search(query, options)).map((r) => r.id) });
+        } catch (e) {
+          all.push({ error: e.code ?? `no code: ${e.message}` });
+        }
+      }
+      q.dispose();
+    }
+    return all;
+  }, cases);
+  await page.close();
+  const failures = [];
+  cases.flatMap((c) => c.searches.map((s) => ({ file: c.file, ...s }))).forEach((s, i) => {
+    const expected = s.error !== undefined ? { error: s.error } : { ids: s.ids };
+    if (JSON.stringify(answers[i]) !== JSON.stringify(expected)) {
+      failures.push(`${s.file}: ${JSON.stringify(s.query)} ${JSON.stringify(s.options)}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(answers[i])}`);
+    }
+  });
+  assert.deepEqual(failures, [], `${failures.length} of ${answers.length} searches answered otherwise`);
+  console.log(`conformance: ${answers.length} searches in ${cases.length} cases answered as the CLI does`);
 });
 
 test('parity with sentence-transformers inside the browser', async () => {

@@ -85,9 +85,23 @@ fn main() {
     };
     drop(runtime);
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        match code(&e) {
+            Some(code) => eprintln!("error: {e:#} ({code})"),
+            None => eprintln!("error: {e:#}"),
+        }
         std::process::exit(1);
     }
+}
+
+/// The stable code (`E_FILTER`, …) of the library error behind `e`, as the browser
+/// package gives it.
+fn code(e: &anyhow::Error) -> Option<&'static str> {
+    e.chain().find_map(|cause| {
+        (cause.downcast_ref::<quiver::EngineError>().map(quiver::EngineError::code))
+            .or_else(|| cause.downcast_ref::<quiver::index::IndexError>().map(|e| e.code()))
+            .or_else(|| cause.downcast_ref::<quiver::encoder::EncoderError>().map(|e| e.code()))
+            .or_else(|| cause.downcast_ref::<quiver::gpu::GpuError>().map(|e| e.code()))
+    })
 }
 
 /// Mesa's Vulkan drivers look for a Wayland display when a GPU is opened, and print

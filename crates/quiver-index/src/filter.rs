@@ -1,7 +1,7 @@
 //! Metadata filters, evaluated row by row during the scan.
 //!
 //! Two spellings build the same [`Filter`]: the CLI's `field=value` / `price<=100` strings
-//! ([`Filter::parse`]) and a JSON object in the style of Orama's `where`
+//! ([`Filter::parse`], which takes a JSON object too) and a JSON object in the style of Orama's `where`
 //! (`{"category": "Shoes", "price": {"gte": 10, "lte": 100}}`, [`Filter::from_json`]).
 //! All conditions must hold. A field absent from a document fails every condition but `!=`.
 
@@ -36,9 +36,15 @@ impl Filter {
         self
     }
 
-    /// Parses one `field OP value` clause, OP one of `= != < <= > >=`, and adds it.
-    pub fn parse_clause(self, clause: &str) -> Result<Self> {
+    /// Parses one `field OP value` clause, OP one of `= != < <= > >=`, or a JSON object
+    /// ([`Filter::from_json`]), and adds it.
+    pub fn parse_clause(mut self, clause: &str) -> Result<Self> {
         let invalid = |reason: &str| IndexError::InvalidFilter { filter: clause.to_owned(), reason: reason.to_owned() };
+        if clause.trim_start().starts_with('{') {
+            let json: Value = serde_json::from_str(clause).map_err(|e| invalid(&e.to_string()))?;
+            self.clauses.extend(Filter::from_json(&json)?.clauses);
+            return Ok(self);
+        }
         let at = clause.find(['=', '!', '<', '>']).ok_or_else(|| invalid("expected field=value, field<=number, …"))?;
         let (field, rest) = clause.split_at(at);
         let field = field.trim();
@@ -159,6 +165,10 @@ mod tests {
         .unwrap();
         assert!(cli.matches(&doc));
         assert!(js.matches(&doc));
+        // The CLI takes the JSON spelling too, beside its own clauses.
+        let mixed = Filter::parse(&[r#"{"category": "Shoes", "price": {"lte": 50}}"#, "price>10"]).unwrap();
+        assert!(mixed.matches(&doc));
+        assert!(!Filter::parse(&[r#"{"price": {"gt": 50}}"#]).unwrap().matches(&doc));
         assert!(!Filter::parse(&["price<49"]).unwrap().matches(&doc));
         assert!(!Filter::parse(&["category!=Shoes"]).unwrap().matches(&doc));
         assert!(Filter::parse(&["brand!=Acme"]).unwrap().matches(&doc));
@@ -174,7 +184,7 @@ mod tests {
 
     #[test]
     fn malformed_filters_are_typed_errors() {
-        for bad in ["price", "=3", "price<cheap", "price>="] {
+        for bad in ["price", "=3", "price<cheap", "price>=", "{price: 3}", r#"{"price": {"between": 3}}"#] {
             let err = Filter::parse(&[bad]).unwrap_err();
             assert!(matches!(err, IndexError::InvalidFilter { .. }), "{bad}: {err}");
         }

@@ -45,7 +45,8 @@ pub struct Args {
     /// How many of the top results the cross-encoder re-scores (at least --k are fetched).
     #[arg(long, default_value_t = 20, requires = "rerank")]
     rerank_top: usize,
-    /// field=value, field!=value, field<n, field<=n, field>n, field>=n (repeatable, all must hold).
+    /// field=value, field!=value, field<n, field<=n, field>n, field>=n, or a JSON object as
+    /// the browser takes ('{"price": {"lte": 30}}'); repeatable, all must hold.
     #[arg(long)]
     filter: Vec<String>,
     /// Print JSON.
