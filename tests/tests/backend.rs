@@ -240,7 +240,7 @@ fn the_engine_on_the_gpu_finds_what_the_cpu_finds() {
         for query in ["glasses for wine", "boots"] {
             let found = block_on(engine.search(query, &options)).unwrap();
             let vector = quiver::embed(
-                engine.encoder(),
+                engine.encoder().unwrap(),
                 &[query],
                 &EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() },
             )
@@ -256,7 +256,7 @@ fn the_engine_on_the_gpu_finds_what_the_cpu_finds() {
     }
 
     // A lost device: the CPU index answers from then on, and says why.
-    engine.embedder.gpu_context().unwrap().device().destroy();
+    engine.embedder().unwrap().gpu_context().unwrap().device().destroy();
     let options = SearchOptions { k: 4, ..Default::default() };
     let vector = cpu_index.vector(3).to_vec();
     let found = block_on(engine.search_vector(&vector, &options)).unwrap();

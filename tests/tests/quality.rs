@@ -146,7 +146,7 @@ fn repeated_queries_come_from_the_cache() {
         .unwrap();
     assert_eq!(first[0].id, "2");
     assert_eq!(again[0].id, "2");
-    let stats = engine.cache.stats();
+    let stats = engine.cache().stats();
     // Keyword search needs no embedding: one miss, one hit.
     assert_eq!((stats.misses, stats.hits, stats.entries, stats.capacity), (1, 1, 1, QueryCache::DEFAULT_CAPACITY));
 }

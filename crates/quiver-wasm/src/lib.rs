@@ -7,11 +7,8 @@ use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
 use quiver::encoder::{CrossEncoder, Encoder, EncoderError, ModelFiles, TextKind};
-use quiver::gpu::GpuError;
-use quiver::index::{
-    Document, Filter, FlatIndex, Fusion, Hit, IndexConfig, Query, Rescore, SearchMode, SearchOptions, Strategy,
-};
-use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedder, GpuScan, QueryCache};
+use quiver::index::{Filter, FlatIndex, Fusion, Rescore, SearchMode, SearchOptions, Strategy};
+use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedder, NewDocument};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -72,100 +69,35 @@ struct JsSearchOptions {
     rerank: Option<usize>,
 }
 
-/// A document as JS passes it to `add`.
-#[derive(Deserialize)]
-struct JsDocument {
-    id: String,
-    text: String,
-    #[serde(default)]
-    metadata: serde_json::Value,
-}
-
+/// The engine behind one worker: a [`quiver::Engine`] and the options of its next model.
 #[wasm_bindgen]
 pub struct Engine {
-    /// Shared with the futures of the async methods; borrowed only between awaits (with
-    /// `try_borrow`: a borrow that cannot be had is an `E_BUSY` error, never a trap).
+    /// Shared with the futures of the async methods, which borrow it (with `try_borrow`)
+    /// for the whole call: the worker runs one call at a time, and an overlapping call is an
+    /// `E_BUSY` error, never a trap.
     state: Rc<RefCell<State>>,
 }
 
+#[derive(Default)]
 struct State {
     /// Where the next model embeds (`setBackend`).
     backend: BackendOptions,
-    embedder: Option<Rc<Embedder>>,
-    index: Option<FlatIndex>,
-    reranker: Option<CrossEncoder>,
-    /// Query embeddings; emptied whenever the model or the index is replaced.
-    cache: QueryCache,
-    /// The index on the GPU, uploaded by the first search that runs there.
-    scan: Option<Rc<GpuScan>>,
-    /// Why the index is not searched on the GPU although it would be: the upload or a GPU
-    /// search failed. Not retried until the index changes.
-    scan_error: Option<String>,
-    /// Bumped whenever the index or the model changes: what an async call started on an
-    /// older one (an upload, a GPU search, embedded documents) is not used.
-    generation: u64,
+    engine: quiver::Engine,
     disposed: bool,
 }
 
 impl State {
-    /// Whether a vector search with `options` runs on the GPU.
-    fn scans_on_gpu(&self, options: &SearchOptions) -> bool {
-        let (Some(embedder), Some(index)) = (&self.embedder, &self.index) else { return false };
-        self.scan_error.is_none()
-            && GpuScan::handles(options)
-            && GpuScan::wanted(index, embedder.report().requested)
-            && embedder.gpu_context().is_some()
-    }
-
-    /// The index changed: the GPU's copy of it is stale.
-    fn index_changed(&mut self) {
-        self.scan = None;
-        self.scan_error = None;
-        self.generation += 1;
-    }
-
-    /// A new index or model: the cached query vectors (whose dimensions follow the index)
-    /// are stale too.
-    fn replaced(&mut self) {
-        self.index_changed();
-        self.cache.clear();
-    }
-
-    fn live(&self) -> Result<(), JsValue> {
+    fn live(&self) -> Result<&quiver::Engine, JsValue> {
         if self.disposed {
             Err(error("E_DISPOSED", "this Quiver engine was disposed"))
         } else {
-            Ok(())
+            Ok(&self.engine)
         }
     }
 
-    fn embedder(&self) -> Result<&Rc<Embedder>, JsValue> {
+    fn live_mut(&mut self) -> Result<&mut quiver::Engine, JsValue> {
         self.live()?;
-        self.embedder.as_ref().ok_or_else(|| error("E_NO_MODEL", "no model is loaded"))
-    }
-
-    fn encoder(&self) -> Result<&Encoder, JsValue> {
-        Ok(self.embedder()?.encoder())
-    }
-
-    fn index(&self) -> Result<&FlatIndex, JsValue> {
-        self.live()?;
-        self.index.as_ref().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
-    }
-
-    fn index_mut(&mut self) -> Result<&mut FlatIndex, JsValue> {
-        self.live()?;
-        self.index.as_mut().ok_or_else(|| error("E_NO_INDEX", "no index is loaded"))
-    }
-
-    /// Starts an empty index (with a keyword index) for the loaded model.
-    fn new_index(&mut self) -> Result<(), JsValue> {
-        let encoder = self.encoder()?;
-        let config = IndexConfig { keyword: true, ..IndexConfig::new(encoder.dim()) };
-        let index = quiver::new_index(encoder, config, None).map_err(engine_error)?;
-        self.index = Some(index);
-        self.replaced();
-        Ok(())
+        Ok(&mut self.engine)
     }
 }
 
@@ -187,30 +119,14 @@ fn borrow_mut(state: &RefCell<State>) -> Result<RefMut<'_, State>, JsValue> {
     state.try_borrow_mut().map_err(|_| busy())
 }
 
+// A call's future holds its borrow across awaits on purpose: borrows are taken with
+// `try_borrow`, so an overlapping call is refused with E_BUSY, never a panic.
+#[allow(clippy::await_holding_refcell_ref)]
 #[wasm_bindgen]
 impl Engine {
     #[wasm_bindgen(constructor)]
     pub fn new() -> Engine {
-        let state = State {
-            backend: BackendOptions::default(),
-            embedder: None,
-            index: None,
-            reranker: None,
-            cache: QueryCache::default(),
-            scan: None,
-            scan_error: None,
-            generation: 0,
-            disposed: false,
-        };
-        Engine { state: Rc::new(RefCell::new(state)) }
-    }
-
-    fn state(&self) -> Result<Ref<'_, State>, JsValue> {
-        borrow(&self.state)
-    }
-
-    fn state_mut(&self) -> Result<RefMut<'_, State>, JsValue> {
-        borrow_mut(&self.state)
+        Engine { state: Rc::default() }
     }
 
     /// Where the next `loadModel` computes embeddings: `backend` "gpu", "cpu" or "auto"
@@ -223,7 +139,7 @@ impl Engine {
         if let Some(ms) = calibration_budget_ms {
             options = options.with_budget_ms(ms).map_err(engine_error)?;
         }
-        let mut state = self.state_mut()?;
+        let mut state = borrow_mut(&self.state)?;
         state.live()?;
         state.backend = options;
         Ok(())
@@ -243,11 +159,15 @@ impl Engine {
         hashes: &JsValue,
         decisions: &str,
     ) -> Result<Promise, JsValue> {
-        let options = self.state()?.backend;
-        self.state()?.live()?;
+        let options = {
+            let state = borrow(&self.state)?;
+            state.live()?;
+            state.backend
+        };
         let files = model_files(files, name, hashes)?;
         let encoder = Encoder::load(&files).map_err(engine_error)?;
-        if let Some(index) = &self.state()?.index {
+        // A model that cannot search the loaded index is refused before the GPU is set up.
+        if let Ok(index) = borrow(&self.state)?.live()?.index() {
             quiver::check_model(index, &encoder).map_err(engine_error)?;
         }
         let mut decisions = DecisionCache::from_json(decisions);
@@ -260,10 +180,7 @@ impl Engine {
                 "backend": embedder.report(),
                 "decisions": decisions.to_json(),
             });
-            let mut state = borrow_mut(&state)?;
-            state.live()?;
-            state.embedder = Some(Rc::new(embedder));
-            state.replaced();
+            borrow_mut(&state)?.live_mut()?.set_model(embedder).map_err(engine_error)?;
             to_js(&result)
         }))
     }
@@ -272,81 +189,56 @@ impl Engine {
     /// its files as `loadModel` takes them.
     #[wasm_bindgen(js_name = loadReranker)]
     pub fn load_reranker(&self, files: &Object, name: &str) -> Result<(), JsValue> {
-        self.state()?.live()?;
-        let files = model_files(files, name, &JsValue::UNDEFINED)?;
-        self.state_mut()?.reranker = Some(CrossEncoder::load(&files).map_err(engine_error)?);
+        borrow(&self.state)?.live()?;
+        let reranker = CrossEncoder::load(&model_files(files, name, &JsValue::UNDEFINED)?).map_err(engine_error)?;
+        borrow_mut(&self.state)?.live_mut()?.set_reranker(reranker);
         Ok(())
     }
 
     /// Loads an index file's bytes (checked against the loaded model, if any).
     #[wasm_bindgen(js_name = loadIndex)]
     pub fn load_index(&self, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
-        {
-            let mut state = self.state_mut()?;
-            state.live()?;
-            let index = FlatIndex::from_bytes(bytes).map_err(engine_error)?;
-            if let Some(embedder) = &state.embedder {
-                quiver::check_model(&index, embedder.encoder()).map_err(engine_error)?;
-            }
-            state.index = Some(index);
-            state.replaced();
-        }
+        let index = FlatIndex::from_bytes(bytes).map_err(engine_error)?;
+        borrow_mut(&self.state)?.live_mut()?.set_index(index).map_err(engine_error)?;
         self.stats()
     }
 
     /// Starts an empty index (with a keyword index) for the loaded model.
     #[wasm_bindgen(js_name = newIndex)]
     pub fn new_index(&self) -> Result<(), JsValue> {
-        self.state_mut()?.new_index()
+        borrow_mut(&self.state)?.live_mut()?.new_index().map_err(engine_error)
     }
 
     /// Embeds texts (`kind`: "query", "document" or "raw") on the engine's backend;
     /// resolves to one `Float32Array` of `texts.length × dim` values.
     pub fn embed(&self, texts: JsValue, kind: &str) -> Result<Promise, JsValue> {
-        let embedder = self.state()?.embedder()?.clone();
         let texts = strings(&texts, "texts")?;
         let kind = kind.parse::<TextKind>().map_err(invalid)?;
+        let state = self.state.clone();
         Ok(future_to_promise(async move {
+            let state = borrow(&state)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let options = EmbedOptions { kind, ..Default::default() };
-            let vectors = embedder.embed(&refs, &options).await.map_err(engine_error)?;
+            let vectors = state.live()?.embed(&refs, &options).await.map_err(engine_error)?;
             Ok(Float32Array::from(vectors.data.as_slice()).into())
         }))
     }
 
-    /// Searches with a text query (`mode`: vector, keyword or hybrid); resolves to
-    /// `[{ id, score, metadata }]`, best first. The query is embedded on the engine's
-    /// backend (and cached); the scan runs on the GPU where `GpuScan` would.
+    /// Searches with a text query (`mode`: vector, keyword or hybrid; `rerank`: re-rank this
+    /// many top results with the loaded cross-encoder); resolves to `[{ id, score,
+    /// metadata }]`, best first.
     pub fn search(&self, query: JsValue, options: JsValue) -> Result<Promise, JsValue> {
         let query = query.as_string().ok_or_else(|| invalid("the query must be a string"))?;
         let (options, rerank) = search_options(options)?;
-        let state = self.state()?;
-        let (embedder, index) = (state.embedder()?.clone(), state.index()?);
-        if let Some(top) = rerank {
-            let reranker = state.reranker.as_ref().ok_or_else(|| error("E_NO_RERANKER", "no reranker is loaded"))?;
-            let results =
-                quiver::search_reranked(embedder.encoder(), index, &state.cache, reranker, &query, &options, top);
-            return Ok(Promise::resolve(&to_js(&results.map_err(engine_error)?)?));
-        }
-        if options.mode == SearchMode::Keyword {
-            let hits =
-                index.search_query(&Query { vector: None, text: Some(&query) }, &options).map_err(engine_error)?;
-            return Ok(Promise::resolve(&to_js(&quiver::results(index, &hits))?));
-        }
-        let cached = state.cache.lookup(&query);
-        let embed_options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
-        let embed_options = quiver::options_for(index, embedder.encoder(), &embed_options);
-        drop(state);
-        let shared = self.state.clone();
+        let state = self.state.clone();
         Ok(future_to_promise(async move {
-            let vector = match cached {
-                Some(vector) => vector,
-                None => {
-                    let embedded = embedder.embed(&[&query], &embed_options).await.map_err(engine_error)?;
-                    borrow(&shared)?.cache.store(&query, embedded.data)
-                }
+            let state = borrow(&state)?;
+            let engine = state.live()?;
+            let results = match rerank {
+                Some(top) => engine.search_reranked(&query, &options, top).await,
+                None => engine.search(&query, &options).await,
             };
-            search_embedded(&shared, &vector, Some(&query), &options).await
+            to_js(&results.map_err(engine_error)?)
         }))
     }
 
@@ -357,179 +249,50 @@ impl Engine {
         if rerank.is_some() {
             return Err(invalid("rerank needs a text query: use search"));
         }
-        self.state()?.index()?;
-        let shared = self.state.clone();
-        Ok(future_to_promise(async move { search_embedded(&shared, &vector, None, &options).await }))
+        let state = self.state.clone();
+        Ok(future_to_promise(async move {
+            let state = borrow(&state)?;
+            to_js(&state.live()?.search_vector(&vector, &options).await.map_err(engine_error)?)
+        }))
     }
 
     /// Embeds (on the engine's backend) and adds (or replaces) `[{ id, text, metadata? }]`;
     /// all or nothing. Resolves to the number of documents.
     pub fn add(&self, docs: JsValue) -> Result<Promise, JsValue> {
-        let docs: Vec<JsDocument> =
+        let docs: Vec<NewDocument> =
             serde_wasm_bindgen::from_value(docs).map_err(|e| invalid(format!("documents: {e}")))?;
-        let (embedder, options, generation) = {
-            let mut state = self.state_mut()?;
-            if state.index.is_none() {
-                state.new_index()?;
-            }
-            let embedder = state.embedder()?.clone();
-            let options = quiver::options_for(state.index()?, embedder.encoder(), &EmbedOptions::default());
-            (embedder, options, state.generation)
-        };
         let state = self.state.clone();
         Ok(future_to_promise(async move {
-            let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-            let vectors = embedder.embed(&texts, &options).await.map_err(engine_error)?;
-            let batch: Vec<Document> = docs
-                .iter()
-                .zip(vectors.rows())
-                .map(|(d, v)| Document {
-                    id: d.id.clone(),
-                    vector: v,
-                    metadata: d.metadata.clone(),
-                    text: Some(&d.text),
-                })
-                .collect();
             let mut state = borrow_mut(&state)?;
-            if state.generation != generation {
-                return Err(busy());
-            }
-            let index = state.index_mut()?;
-            index.upsert(&batch).map_err(engine_error)?;
-            let len = index.len();
-            state.index_changed();
-            Ok(JsValue::from(len))
+            Ok(JsValue::from(state.live_mut()?.add(&docs).await.map_err(engine_error)?))
         }))
     }
 
     /// Removes documents by id; unknown ids remove nothing and are an error.
     pub fn remove(&self, ids: JsValue) -> Result<usize, JsValue> {
         let ids = strings(&ids, "ids")?;
-        let mut state = self.state_mut()?;
-        let index = state.index_mut()?;
-        index.remove(&ids).map_err(engine_error)?;
-        let len = index.len();
-        state.index_changed();
-        Ok(len)
+        borrow_mut(&self.state)?.live_mut()?.remove(&ids).map_err(engine_error)
     }
 
     /// The index as file bytes, for storage.
     #[wasm_bindgen(js_name = indexBytes)]
     pub fn index_bytes(&self) -> Result<Vec<u8>, JsValue> {
-        Ok(self.state()?.index()?.to_bytes())
+        Ok(borrow(&self.state)?.live()?.index().map_err(engine_error)?.to_bytes())
     }
 
     /// `{ documents, dim, model, kernels, keyword, queryCache: { hits, misses, entries,
-    /// capacity }, backend }` (`backend`: which one embeds, why, the calibration, the adapter).
+    /// capacity }, backend, gpuSearch, gpuSearchError }` (`backend`: which one embeds, why,
+    /// the calibration, the adapter).
     pub fn stats(&self) -> Result<JsValue, JsValue> {
-        let state = self.state()?;
-        state.live()?;
-        let encoder = state.embedder.as_deref().map(Embedder::encoder);
-        let stats = serde_json::json!({
-            "documents": state.index.as_ref().map_or(0, FlatIndex::len),
-            "dim": state.index.as_ref().map(FlatIndex::dim).or(encoder.map(Encoder::dim)),
-            "model": encoder.map(|e| e.id().to_owned()),
-            "kernels": quiver::index::kernels::best().name(),
-            "keyword": state.index.as_ref().is_some_and(|i| i.keyword_index().is_some()),
-            "queryCache": state.cache.stats(),
-            "backend": state.embedder.as_deref().map(Embedder::report),
-            "gpuSearch": state.scan.is_some(),
-            "gpuSearchError": state.scan_error,
-        });
-        to_js(&stats)
+        to_js(&borrow(&self.state)?.live()?.stats())
     }
 
     /// Frees the model and index; every later call fails with `E_DISPOSED`.
     pub fn dispose(&self) -> Result<(), JsValue> {
-        let mut state = self.state_mut()?;
-        state.embedder = None;
-        state.index = None;
-        state.reranker = None;
-        state.replaced();
+        let mut state = borrow_mut(&self.state)?;
+        state.engine = quiver::Engine::default();
         state.disposed = true;
         Ok(())
-    }
-}
-
-/// Searches the index with a query vector (and its text, for hybrid search): on the GPU
-/// where `State::scans_on_gpu`, else (or when the GPU fails, or the index changed
-/// meanwhile) on the CPU index.
-async fn search_embedded(
-    shared: &RefCell<State>,
-    vector: &[f32],
-    text: Option<&str>,
-    options: &SearchOptions,
-) -> Result<JsValue, JsValue> {
-    let on_gpu = {
-        let state = borrow(shared)?;
-        state.index()?;
-        state.scans_on_gpu(options).then(|| (state.generation, state.scan.clone()))
-    };
-    if let Some((generation, scan)) = on_gpu {
-        if let Some(hits) = gpu_hits(shared, generation, scan, vector, options).await? {
-            let state = borrow(shared)?;
-            if state.generation == generation {
-                return to_js(&quiver::results(state.index()?, &hits));
-            }
-        }
-    }
-    let state = borrow(shared)?;
-    let index = state.index()?;
-    let hits = index.search_query(&Query { vector: Some(vector), text }, options).map_err(engine_error)?;
-    to_js(&quiver::results(index, &hits))
-}
-
-/// The GPU's hits for a vector search (uploading the index first when it is not there), or
-/// `None` for the CPU to answer: the GPU failed (remembered in `scan_error`) or the index
-/// changed while the GPU worked. Bad input is an error, as on the CPU.
-async fn gpu_hits(
-    shared: &RefCell<State>,
-    generation: u64,
-    scan: Option<Rc<GpuScan>>,
-    vector: &[f32],
-    options: &SearchOptions,
-) -> Result<Option<Vec<Hit>>, JsValue> {
-    let failed = |error: GpuError| -> Result<Option<Vec<Hit>>, JsValue> {
-        let mut state = borrow_mut(shared)?;
-        if state.generation == generation {
-            state.scan = None;
-            state.scan_error = Some(format!("{}: {error}", error.code()));
-        }
-        Ok(None)
-    };
-    let scan = match scan {
-        Some(scan) => scan,
-        None => {
-            let (ctx, index) = {
-                let state = borrow(shared)?;
-                let ctx = state.embedder()?.gpu_context();
-                // A copy: no borrow is held while it uploads.
-                (ctx, state.index()?.clone())
-            };
-            let Some(ctx) = ctx else { return Ok(None) };
-            let uploaded = match GpuScan::new(&ctx, &index).await {
-                Ok(scan) => Rc::new(scan),
-                Err(e) => return failed(e),
-            };
-            let mut state = borrow_mut(shared)?;
-            if state.generation != generation {
-                return Ok(None);
-            }
-            state.scan = Some(uploaded.clone());
-            uploaded
-        }
-    };
-    let query = {
-        let state = borrow(shared)?;
-        if state.generation != generation {
-            return Ok(None);
-        }
-        scan.prepare(state.index()?, vector, options).map_err(engine_error)?
-    };
-    match scan.run(&query).await {
-        Ok(hits) => Ok(Some(hits)),
-        Err(quiver::EngineError::Gpu(e)) => failed(e),
-        Err(e) => Err(engine_error(e)),
     }
 }
 

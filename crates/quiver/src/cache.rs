@@ -39,19 +39,6 @@ impl QueryCache {
         QueryCache { capacity, entries: Mutex::default() }
     }
 
-    /// The cached vector of `query`, or `embed(query)`, remembered.
-    pub fn get_or_embed<E>(
-        &self,
-        query: &str,
-        embed: impl FnOnce(&str) -> Result<Vec<f32>, E>,
-    ) -> Result<Arc<[f32]>, E> {
-        if let Some(vector) = self.lookup(query) {
-            return Ok(vector);
-        }
-        // Embedded outside the lock: another thread's hits need not wait for the model.
-        Ok(self.store(query, embed(query)?))
-    }
-
     /// The cached vector of `query` (a hit), or `None` (a miss: embed it and [`store`] it).
     ///
     /// [`store`]: QueryCache::store
@@ -117,6 +104,18 @@ impl Default for QueryCache {
 mod tests {
     use super::*;
 
+    /// The cached vector of `query`, or `embed(query)`, remembered: what a caller does.
+    fn get_or_embed<E>(
+        cache: &QueryCache,
+        query: &str,
+        embed: impl FnOnce(&str) -> Result<Vec<f32>, E>,
+    ) -> Result<Arc<[f32]>, E> {
+        match cache.lookup(query) {
+            Some(vector) => Ok(vector),
+            None => Ok(cache.store(query, embed(query)?)),
+        }
+    }
+
     fn embed(calls: &mut usize) -> impl FnOnce(&str) -> Result<Vec<f32>, ()> + '_ {
         move |q| {
             *calls += 1;
@@ -128,14 +127,14 @@ mod tests {
     fn evicts_the_least_recently_used() {
         let cache = QueryCache::new(2);
         let mut calls = 0;
-        cache.get_or_embed("a", embed(&mut calls)).unwrap();
-        cache.get_or_embed("bb", embed(&mut calls)).unwrap();
-        cache.get_or_embed("a", embed(&mut calls)).unwrap(); // "bb" is now the oldest
-        cache.get_or_embed("ccc", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "a", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "bb", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "a", embed(&mut calls)).unwrap(); // "bb" is now the oldest
+        get_or_embed(&cache, "ccc", embed(&mut calls)).unwrap();
         assert_eq!(calls, 3);
-        assert_eq!(&*cache.get_or_embed("a", embed(&mut calls)).unwrap(), &[1.0]);
+        assert_eq!(&*get_or_embed(&cache, "a", embed(&mut calls)).unwrap(), &[1.0]);
         assert_eq!(calls, 3);
-        cache.get_or_embed("bb", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "bb", embed(&mut calls)).unwrap();
         assert_eq!(calls, 4);
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 4, entries: 2, capacity: 2 });
     }
@@ -143,10 +142,10 @@ mod tests {
     #[test]
     fn errors_are_not_cached_and_zero_capacity_keeps_nothing() {
         let cache = QueryCache::new(0);
-        assert!(cache.get_or_embed("x", |_| Err::<Vec<f32>, _>("model failed")).is_err());
+        assert!(get_or_embed(&cache, "x", |_| Err::<Vec<f32>, _>("model failed")).is_err());
         let mut calls = 0;
-        cache.get_or_embed("x", embed(&mut calls)).unwrap();
-        cache.get_or_embed("x", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "x", embed(&mut calls)).unwrap();
+        get_or_embed(&cache, "x", embed(&mut calls)).unwrap();
         assert_eq!((calls, cache.stats().entries, cache.stats().misses), (2, 0, 3));
     }
 }

@@ -23,6 +23,27 @@ pub enum EngineError {
 
     #[error("{op}: {what}")]
     InvalidArgument { op: &'static str, what: String },
+
+    #[error("no {0} is loaded")]
+    NotLoaded(Part),
+}
+
+/// A part of an [`crate::Engine`] that is loaded on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Model,
+    Index,
+    Reranker,
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Model => "model",
+            Part::Index => "index",
+            Part::Reranker => "reranker",
+        })
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -37,6 +58,9 @@ impl EngineError {
             EngineError::Input { .. } => "E_INPUT",
             EngineError::Io { .. } => "E_IO",
             EngineError::InvalidArgument { .. } => "E_INVALID_ARGUMENT",
+            EngineError::NotLoaded(Part::Model) => "E_NO_MODEL",
+            EngineError::NotLoaded(Part::Index) => "E_NO_INDEX",
+            EngineError::NotLoaded(Part::Reranker) => "E_NO_RERANKER",
         }
     }
 }

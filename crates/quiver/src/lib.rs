@@ -4,6 +4,7 @@
 pub mod backend;
 mod cache;
 pub mod diagnose;
+mod engine;
 mod error;
 pub mod eval;
 pub mod ingest;
@@ -13,15 +14,14 @@ use serde_json::Value;
 
 pub use backend::{Backend, BackendChoice, BackendOptions, BackendReport, DecisionCache, Embedder, GpuScan};
 pub use cache::{CacheStats, QueryCache};
-pub use error::{EngineError, Result};
+pub use engine::{Engine, NewDocument, Stats};
+pub use error::{EngineError, Part, Result};
 pub use quiver_encoder as encoder;
 pub use quiver_gpu as gpu;
 pub use quiver_index as index;
 
-use std::sync::{Arc, Mutex};
-
 use quiver_encoder::{CrossEncoder, Embeddings, Encoder, TextKind};
-use quiver_index::{Document, FlatIndex, Hit, IndexConfig, ModelInfo, Query, SearchMode, SearchOptions};
+use quiver_index::{Document, FlatIndex, Hit, IndexConfig, ModelInfo};
 
 use crate::ingest::Record;
 
@@ -102,7 +102,12 @@ pub fn embed(encoder: &Encoder, texts: &[&str], options: &EmbedOptions) -> Resul
         Some((window, overlap)) => encoder.embed_chunked(texts, options.kind, options.batch_size, window, overlap)?,
         None => encoder.embed(texts, options.kind, options.batch_size)?,
     };
-    Ok(match options.dims {
+    cut(full, options.dims)
+}
+
+/// Matryoshka: the first `dims` dimensions of each vector, re-normalised.
+pub(crate) fn cut(full: Embeddings, dims: Option<usize>) -> Result<Embeddings> {
+    Ok(match dims {
         Some(dims) if dims != full.dim => full.truncated(dims)?,
         _ => full,
     })
@@ -229,45 +234,6 @@ pub struct SearchResult {
     pub metadata: Value,
 }
 
-/// Embeds `query` as a query (with the model's query prefix) for `index` (Matryoshka
-/// dimensions included), through `cache`.
-pub fn embed_query(encoder: &Encoder, index: &FlatIndex, cache: &QueryCache, query: &str) -> Result<Arc<[f32]>> {
-    let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
-    let options = options_for(index, encoder, &options);
-    cache.get_or_embed(query, |q| Ok(embed(encoder, &[q], &options)?.data))
-}
-
-/// [`embed_query`] on `embedder`'s backend.
-pub async fn embed_query_on(
-    embedder: &Embedder,
-    index: &FlatIndex,
-    cache: &QueryCache,
-    query: &str,
-) -> Result<Arc<[f32]>> {
-    if let Some(vector) = cache.lookup(query) {
-        return Ok(vector);
-    }
-    let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
-    let options = options_for(index, embedder.encoder(), &options);
-    Ok(cache.store(query, embedder.embed(&[query], &options).await?.data))
-}
-
-/// Searches `index` for a text query in `options.mode`: the query is embedded (cached)
-/// unless the search is by keywords only.
-pub fn search_text(
-    encoder: &Encoder,
-    index: &FlatIndex,
-    cache: &QueryCache,
-    query: &str,
-    options: &SearchOptions,
-) -> Result<Vec<Hit>> {
-    let vector = match options.mode {
-        SearchMode::Keyword => None,
-        SearchMode::Vector | SearchMode::Hybrid => Some(embed_query(encoder, index, cache, query)?),
-    };
-    Ok(index.search_query(&Query { vector: vector.as_deref(), text: Some(query) }, options)?)
-}
-
 /// Results with ids and metadata.
 pub fn results(index: &FlatIndex, hits: &[Hit]) -> Vec<SearchResult> {
     hits.iter()
@@ -279,30 +245,9 @@ pub fn results(index: &FlatIndex, hits: &[Hit]) -> Vec<SearchResult> {
         .collect()
 }
 
-/// Searches for `query` and re-ranks the best `top` results with `cross_encoder`, returning
-/// `options.k`. The re-ranked results carry the cross-encoder's scores; any below them (when
-/// `k > top`) keep their search scores and order.
-pub fn search_reranked(
-    encoder: &Encoder,
-    index: &FlatIndex,
-    cache: &QueryCache,
-    cross_encoder: &CrossEncoder,
-    query: &str,
-    options: &SearchOptions,
-    top: usize,
-) -> Result<Vec<SearchResult>> {
-    let wide = SearchOptions { k: options.k.max(top), ..options.clone() };
-    let mut found = results(index, &search_text(encoder, index, cache, query, &wide)?);
-    let rest = found.split_off(top.min(found.len()));
-    let mut ranked = rerank(cross_encoder, query, found, document_text)?;
-    ranked.extend(rest);
-    ranked.truncate(options.k);
-    Ok(ranked)
-}
-
 /// Re-scores `results` with a cross-encoder and sorts them best first; `text` gives each
 /// result's document. Scores become the cross-encoder's.
-pub fn rerank(
+pub(crate) fn rerank(
     cross_encoder: &CrossEncoder,
     query: &str,
     results: Vec<SearchResult>,
@@ -323,109 +268,4 @@ pub fn document_text(result: &SearchResult) -> String {
     }
     let fields: Vec<&str> = result.metadata.as_object().into_iter().flatten().filter_map(|(_, v)| v.as_str()).collect();
     fields.join(". ")
-}
-
-/// An encoder on its backend, the index it searches (on the GPU too, when the GPU backend
-/// runs), and its query cache.
-pub struct Engine {
-    pub embedder: Embedder,
-    /// Private: the GPU holds a copy of it, which a change here would leave stale.
-    index: FlatIndex,
-    pub cache: QueryCache,
-    /// The index on the GPU; dropped when a GPU search fails.
-    scan: Mutex<Option<Arc<GpuScan>>>,
-    /// Why the index is not (or no longer) searched on the GPU, if it was meant to be.
-    scan_error: Mutex<Option<String>>,
-}
-
-impl Engine {
-    /// The engine on the CPU.
-    pub fn new(encoder: Encoder, index: FlatIndex) -> Result<Self> {
-        check_model(&index, &encoder)?;
-        Ok(Engine {
-            embedder: Embedder::cpu(encoder),
-            index,
-            cache: QueryCache::default(),
-            scan: Mutex::default(),
-            scan_error: Mutex::default(),
-        })
-    }
-
-    /// The engine on `embedder`'s backend: with the GPU backend, an index that belongs on
-    /// the GPU ([`GpuScan::wanted`]) is uploaded, and the searches it handles run there.
-    /// An index the GPU cannot take is searched on the CPU, and [`Engine::gpu_search_error`]
-    /// says why.
-    pub async fn on_backend(embedder: Embedder, index: FlatIndex) -> Result<Self> {
-        check_model(&index, embedder.encoder())?;
-        let (mut scan, mut scan_error) = (None, None);
-        if let Some(ctx) = embedder.gpu_context().filter(|_| GpuScan::wanted(&index, embedder.report().requested)) {
-            match GpuScan::new(&ctx, &index).await {
-                Ok(uploaded) => scan = Some(Arc::new(uploaded)),
-                Err(e) => scan_error = Some(format!("{}: {e}", e.code())),
-            }
-        }
-        Ok(Engine {
-            embedder,
-            index,
-            cache: QueryCache::default(),
-            scan: Mutex::new(scan),
-            scan_error: Mutex::new(scan_error),
-        })
-    }
-
-    pub fn encoder(&self) -> &Encoder {
-        self.embedder.encoder()
-    }
-
-    pub fn index(&self) -> &FlatIndex {
-        &self.index
-    }
-
-    /// Why the index is not searched on the GPU although the GPU backend runs, if so.
-    pub fn gpu_search_error(&self) -> Option<String> {
-        self.scan_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The GPU's copy of the index, when vector searches with `options` run there.
-    fn gpu_scan(&self, options: &SearchOptions) -> Option<Arc<GpuScan>> {
-        let scan = self.scan.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        scan.filter(|_| GpuScan::handles(options))
-    }
-
-    /// Whether vector searches with `options` run on the GPU.
-    pub fn searches_on_gpu(&self, options: &SearchOptions) -> bool {
-        self.gpu_scan(options).is_some()
-    }
-
-    /// Searches for a text query in `options.mode` (vector, keyword or hybrid); the query's
-    /// embedding is cached.
-    pub async fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        let vector = match options.mode {
-            SearchMode::Keyword => None,
-            SearchMode::Vector | SearchMode::Hybrid => {
-                Some(embed_query_on(&self.embedder, &self.index, &self.cache, query).await?)
-            }
-        };
-        if let (Some(vector), true) = (&vector, self.searches_on_gpu(options)) {
-            return self.search_vector(vector, options).await;
-        }
-        let hits = self.index.search_query(&Query { vector: vector.as_deref(), text: Some(query) }, options)?;
-        Ok(results(&self.index, &hits))
-    }
-
-    pub async fn search_vector(&self, vector: &[f32], options: &SearchOptions) -> Result<Vec<SearchResult>> {
-        if let Some(scan) = self.gpu_scan(options) {
-            match scan.search(&self.index, vector, options).await {
-                Ok(hits) => return Ok(results(&self.index, &hits)),
-                // Bad input is the caller's: the CPU index refuses it too.
-                Err(e @ EngineError::Index(_)) => return Err(e),
-                // The CPU answers from now on, and says why.
-                Err(e) => {
-                    self.scan.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    *self.scan_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{}: {e}", e.code()));
-                }
-            }
-        }
-        Ok(results(&self.index, &self.index.search(vector, options)?))
-    }
 }

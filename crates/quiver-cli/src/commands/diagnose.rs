@@ -230,8 +230,8 @@ fn print_distribution(name: &str, d: &Distribution) {
 /// The exact top `k` for `query`, each with its rank under the other index kinds (within
 /// their top 100) and the query terms its text shares.
 fn explain(encoder: &Encoder, index: &FlatIndex, texts: &[Option<String>], query: &str, k: usize) -> Result<Value> {
-    let cache = quiver::QueryCache::new(1);
-    let vector = quiver::embed_query(encoder, index, &cache, query)?;
+    let options = EmbedOptions { kind: TextKind::Query, batch_size: 1, ..Default::default() };
+    let vector = quiver::embed(encoder, &[query], &quiver::options_for(index, encoder, &options))?.data;
     let kinds: Vec<(&str, SearchOptions)> = [
         ("exact", Strategy::Exact, SearchMode::Vector),
         ("int8", Strategy::Int8, SearchMode::Vector),

@@ -76,24 +76,10 @@ impl Args {
 }
 
 /// Searches, then re-ranks the top `--rerank-top` with the cross-encoder when one is given.
-fn search(
-    engine: &Engine,
-    cross_encoder: Option<&CrossEncoder>,
-    args: &Args,
-    query: &str,
-    filter: Option<Filter>,
-) -> Result<Vec<SearchResult>> {
+fn search(engine: &Engine, args: &Args, query: &str, filter: Option<Filter>) -> Result<Vec<SearchResult>> {
     let options = args.options(filter);
-    Ok(match cross_encoder {
-        Some(cross) => quiver::search_reranked(
-            engine.encoder(),
-            engine.index(),
-            &engine.cache,
-            cross,
-            query,
-            &options,
-            args.rerank_top,
-        )?,
+    Ok(match args.rerank {
+        Some(_) => pollster::block_on(engine.search_reranked(query, &options, args.rerank_top))?,
         None => pollster::block_on(engine.search(query, &options))?,
     })
 }
@@ -102,11 +88,13 @@ pub fn run(args: Args) -> Result<()> {
     let index = FlatIndex::open(&args.index)?;
     let dir = model_dir_for(&index, args.model.clone())?;
     let embedder = load_embedder(&dir, &OverrideArgs::default(), args.backend)?;
-    let engine = pollster::block_on(Engine::on_backend(embedder, index))?;
+    let mut engine = pollster::block_on(Engine::on_backend(embedder, index))?;
     if let Some(error) = engine.gpu_search_error() {
         eprintln!("the index is searched on the CPU: {error}");
     }
-    let cross_encoder = args.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
+    if let Some(dir) = &args.rerank {
+        engine.set_reranker(CrossEncoder::from_dir(dir)?);
+    }
     let filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -115,7 +103,7 @@ pub fn run(args: Args) -> Result<()> {
         for query in read_queries(path)? {
             let started = Instant::now();
             let filter = query.filter.or_else(|| filter.clone());
-            let results = search(&engine, cross_encoder.as_ref(), &args, &query.text, filter)?;
+            let results = search(&engine, &args, &query.text, filter)?;
             let ms = started.elapsed().as_secs_f64() * 1e3;
             let mut line = json!({ "query": query.text, "results": results, "ms": ms });
             if let Some(id) = query.id {
@@ -128,7 +116,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let query = args.query.clone().context("give a query, or --queries FILE.jsonl")?;
     let started = Instant::now();
-    let results = search(&engine, cross_encoder.as_ref(), &args, &query, filter)?;
+    let results = search(&engine, &args, &query, filter)?;
     let elapsed = started.elapsed();
     if args.json {
         writeln!(out, "{}", json!({ "query": query, "results": results, "ms": elapsed.as_secs_f64() * 1e3 }))?;

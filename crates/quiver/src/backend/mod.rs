@@ -357,11 +357,7 @@ impl Embedder {
             return crate::embed(&self.encoder, texts, options);
         }
         let ids = texts.iter().map(|t| self.encoder.tokenize(t, options.kind)).collect::<Result<Vec<_>, _>>()?;
-        let full = self.embed_ids(&ids, options.batch_size).await?;
-        Ok(match options.dims {
-            Some(dims) if dims != full.dim => full.truncated(dims)?,
-            _ => full,
-        })
+        crate::cut(self.embed_ids(&ids, options.batch_size).await?, options.dims)
     }
 
     /// Token id sequences (special tokens included) on the active backend, in batches of at
