@@ -77,6 +77,13 @@ if wants rust; then
   # quiver-wasm has no native tests; set-up built it for the browser.
   phase "Rust tests" cargo test --release --workspace --exclude quiver-wasm --locked -- ${filter:+"$filter"}
 fi
+# The other build of the bindings (crates/quiver-wasm/Cargo.toml), which a browser test runs.
+WASM_PACK=0.15.1
+wasm_pack() {
+  [ "$(wasm-pack --version 2>/dev/null | cut -d' ' -f2)" = "$WASM_PACK" ] ||
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false cargo install wasm-pack --version "$WASM_PACK" --locked
+}
 if wants browser; then
+  phase "wasm-pack $WASM_PACK" wasm_pack
   phase "browser tests (headless Chromium)" node --test ${filter:+--test-name-pattern="$filter"} tests/browser/
 fi

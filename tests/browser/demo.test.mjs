@@ -17,10 +17,12 @@ const ARTIFACTS = join(ROOT, 'artifacts');
 let server, browser, context, base;
 // A model folder made by a test, served at /both/.
 const BOTH = mkdtempSync(join(tmpdir(), 'quiver-both-weights-'));
+// wasm-pack's build of the bindings, served at /wasm-pack/.
+const WASM_PACK = mkdtempSync(join(tmpdir(), 'quiver-wasm-pack-'));
 const problems = [];
 
 before(async () => {
-  server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures'), 'both/': BOTH } });
+  server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures'), 'both/': BOTH, 'wasm-pack/': WASM_PACK } });
   base = `http://127.0.0.1:${server.address().port}`;
   const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
   browser = await chromium.launch({
@@ -272,6 +274,21 @@ test('the conformance suite (tests/conformance) answers in the page as with the 
   });
   assert.deepEqual(failures, [], `${failures.length} of ${answers.length} searches answered otherwise`);
   console.log(`conformance: ${answers.length} searches in ${cases.length} cases answered as the CLI does`);
+});
+
+test('wasm-pack builds the bindings offline with the locked wasm-bindgen, and they load in the page', async () => {
+  // --mode no-install: the wasm-bindgen-cli that set-up installed, nothing downloaded.
+  execFileSync('wasm-pack', ['build', 'crates/quiver-wasm', '--target', 'web', '--mode', 'no-install', '--no-typescript',
+    '--out-dir', WASM_PACK], { cwd: ROOT, stdio: 'pipe' });
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const reads = await page.evaluate(async () => {
+    const wasm = await import('/wasm-pack/quiver_wasm.js');
+    await wasm.default();
+    return wasm.modelReads(0);
+  });
+  await page.close();
+  assert.deepEqual(reads.required, ['config.json', 'tokenizer.json']);
 });
 
 test('parity with sentence-transformers inside the browser', async () => {
