@@ -19,6 +19,30 @@ pub struct ModelArgs {
     pub overrides: OverrideArgs,
 }
 
+/// An existing index and the model that embeds for it.
+#[derive(Args)]
+pub struct IndexArgs {
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Model folder (default: models/<name of the index's model>).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// A cross-encoder that re-scores the top results.
+#[derive(Args)]
+pub struct RerankArgs {
+    /// Re-rank the top results with this cross-encoder model folder (`eval`: each setup is
+    /// also evaluated re-ranked).
+    #[arg(long)]
+    pub rerank: Option<PathBuf>,
+    /// How many of the top results the cross-encoder re-scores (at least --k are fetched).
+    #[arg(long, default_value_t = 20, requires = "rerank")]
+    pub rerank_top: usize,
+}
+
 /// Where embeddings are computed.
 #[derive(Args, Clone, Copy)]
 pub struct BackendArgs {

@@ -9,7 +9,17 @@ use quiver::encoder::{Encoder, ModelFiles};
 use quiver::index::FlatIndex;
 use quiver::{DecisionCache, Embedder};
 
-use crate::args::{BackendArgs, OverrideArgs};
+use crate::args::{BackendArgs, IndexArgs, OverrideArgs};
+
+impl IndexArgs {
+    /// The index, and the model that embeds for it on the chosen backend.
+    pub fn open(&self) -> Result<(FlatIndex, Embedder)> {
+        let index = FlatIndex::open(&self.index)?;
+        let dir = model_dir_for(&index, self.model.clone())?;
+        let embedder = load_embedder(&dir, &OverrideArgs::default(), self.backend)?;
+        Ok((index, embedder))
+    }
+}
 
 /// A model folder's files and the CPU encoder made from them.
 pub fn read_model(dir: &Path, overrides: &OverrideArgs) -> Result<(ModelFiles, Encoder)> {

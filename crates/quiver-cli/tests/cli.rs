@@ -221,26 +221,17 @@ fn shared() -> PathBuf {
     dir
 }
 
-fn debian_set() -> String {
-    root().join("tests/data/eval/debian-packages").to_string_lossy().into_owned()
+/// `quiver COMMAND --model <all-MiniLM-L6-v2> --data <the judged Debian set> ARGS… --json`,
+/// parsed.
+fn on_debian_set(command: &str, args: &[&str]) -> Value {
+    let (m, set) = (model(), root().join("tests/data/eval/debian-packages"));
+    let head = [command, "--model", m.to_str().unwrap(), "--data", set.to_str().unwrap()];
+    serde_json::from_str(&ok(&[&head[..], args, &["--json"]].concat())).unwrap()
 }
 
 #[test]
 fn eval_prints_the_stable_json_form() {
-    let m = model();
-    let out: Value = serde_json::from_str(&ok(&[
-        "eval",
-        "--model",
-        m.to_str().unwrap(),
-        "--data",
-        &debian_set(),
-        "--strategy",
-        "exact",
-        "--k",
-        "10",
-        "--json",
-    ]))
-    .unwrap();
+    let out = on_debian_set("eval", &["--strategy", "exact", "--k", "10"]);
     for key in ["ndcg@10", "recall@10", "recall@100", "mrr@10", "precision@10"] {
         let v = out[key].as_f64().unwrap_or(-1.0);
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
@@ -253,24 +244,19 @@ fn eval_prints_the_stable_json_form() {
 fn eval_compares_index_kinds_and_dimensions_and_writes_a_trec_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run.trec");
-    let m = model();
-    let out: Value = serde_json::from_str(&ok(&[
+    let out = on_debian_set(
         "eval",
-        "--model",
-        m.to_str().unwrap(),
-        "--data",
-        &debian_set(),
-        "--strategy",
-        "exact",
-        "--compare",
-        "binary,binary-rescore,keyword,hybrid",
-        "--dims",
-        "384,128",
-        "--trec-run",
-        run.to_str().unwrap(),
-        "--json",
-    ]))
-    .unwrap();
+        &[
+            "--strategy",
+            "exact",
+            "--compare",
+            "binary,binary-rescore,keyword,hybrid",
+            "--dims",
+            "384,128",
+            "--trec-run",
+            run.to_str().unwrap(),
+        ],
+    );
     let setups = out["setups"].as_array().unwrap();
     let labels: Vec<&str> = setups.iter().map(|s| s["strategy"].as_str().unwrap()).collect();
     assert_eq!(labels.len(), 10, "{labels:?}");
@@ -375,20 +361,10 @@ fn keyword_hybrid_and_reranked_search_and_matryoshka_indexes() {
 fn diagnose_draws_histograms_and_explains_a_query() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("sims.svg");
-    let m = model();
-    let out: Value = serde_json::from_str(&ok(&[
+    let out = on_debian_set(
         "diagnose",
-        "--model",
-        m.to_str().unwrap(),
-        "--data",
-        &debian_set(),
-        "--plot",
-        svg.to_str().unwrap(),
-        "--query",
-        "keep track of changes to my source code",
-        "--json",
-    ]))
-    .unwrap();
+        &["--plot", svg.to_str().unwrap(), "--query", "keep track of changes to my source code"],
+    );
     let docs = &out["document_document"];
     assert_eq!(docs["count"], 567 * 566 / 2);
     assert!(docs["mean"].as_f64().unwrap() < 0.3, "{docs}");

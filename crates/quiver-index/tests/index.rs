@@ -1,6 +1,8 @@
 //! The index and its file: search semantics, updates, bad input, and files that are cut,
 //! corrupted, from the future or from an older build.
 
+mod common;
+
 use quiver_index::format::FORMAT_VERSION;
 use quiver_index::{
     Document, FileInfo, Filter, FlatIndex, IndexConfig, IndexError, Metric, ModelInfo, Rescore, SearchOptions,
@@ -214,15 +216,7 @@ fn unaligned_bytes_load_by_copying() {
 fn every_cut_and_every_flipped_byte_is_a_typed_error() {
     let (index, _) = build(20, 8, Metric::Cosine);
     let bytes = index.with_model(model()).to_bytes();
-    for cut in 0..bytes.len() {
-        let err = FlatIndex::from_bytes(bytes[..cut].to_vec()).err().unwrap_or_else(|| panic!("cut at {cut} loaded"));
-        assert!(matches!(err, IndexError::Truncated { .. } | IndexError::BadMagic { .. }), "cut at {cut}: {err}");
-    }
-    for at in 0..bytes.len() {
-        let mut corrupted = bytes.clone();
-        corrupted[at] ^= 0x20;
-        assert!(FlatIndex::from_bytes(corrupted).is_err(), "flipping byte {at} went unnoticed");
-    }
+    common::every_cut_and_flip_is_an_error(&bytes);
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(matches!(FlatIndex::from_bytes(longer), Err(IndexError::Corrupt(_))));

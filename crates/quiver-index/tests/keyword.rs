@@ -1,6 +1,8 @@
 //! Keyword and hybrid search: the analyzer, BM25 scores, rows kept in step with the vector
 //! index through upserts and removals, filters, fusion, and the keyword sections of the file.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use quiver_index::fusion::fuse;
@@ -487,15 +489,7 @@ fn format_v2_fixture_with_keywords_still_loads() {
 #[test]
 fn every_cut_and_flip_of_a_keyword_file_is_a_typed_error() {
     let bytes = keyword_index(&catalogue()).to_bytes();
-    for cut in 0..bytes.len() {
-        let err = FlatIndex::from_bytes(bytes[..cut].to_vec()).err().unwrap_or_else(|| panic!("cut at {cut} loaded"));
-        assert!(matches!(err, IndexError::Truncated { .. } | IndexError::BadMagic { .. }), "cut at {cut}: {err}");
-    }
-    for at in 0..bytes.len() {
-        let mut corrupted = bytes.clone();
-        corrupted[at] ^= 0x20;
-        assert!(FlatIndex::from_bytes(corrupted).is_err(), "flipping byte {at} went unnoticed");
-    }
+    common::every_cut_and_flip_is_an_error(&bytes);
 }
 
 /// A flip with the checksum recomputed gets past the envelope: what the sections say must

@@ -9,7 +9,7 @@ use quiver::eval::{embed_set, evaluate_setups, write_trec_run, BeirSet, Setup, S
 use quiver::index::{SearchMode, SearchOptions, Strategy};
 use serde_json::{json, Map, Value};
 
-use crate::args::{FusionArgs, OverrideArgs};
+use crate::args::{FusionArgs, OverrideArgs, RerankArgs};
 use crate::load::load_encoder;
 
 #[derive(clap::Args)]
@@ -41,12 +41,8 @@ pub struct Args {
     oversample: usize,
     #[command(flatten)]
     fusion: FusionArgs,
-    /// Also evaluate each setup re-ranked by this cross-encoder model folder.
-    #[arg(long)]
-    rerank: Option<PathBuf>,
-    /// How many top results the cross-encoder re-scores.
-    #[arg(long, default_value_t = 20, requires = "rerank")]
-    rerank_top: usize,
+    #[command(flatten)]
+    rerank: RerankArgs,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Write every setup's ranking in TREC run format (`qid Q0 doc rank score tag`).
@@ -89,9 +85,9 @@ fn setups(args: &Args) -> Result<Vec<Setup>> {
                 None => name.to_string(),
             };
             setups.push(Setup { label: label.clone(), options: options.clone(), dims: *d, rerank_top: None });
-            if args.rerank.is_some() {
-                let label = format!("{label}+rerank{}", args.rerank_top);
-                setups.push(Setup { label, options, dims: *d, rerank_top: Some(args.rerank_top) });
+            if args.rerank.rerank.is_some() {
+                let top = args.rerank.rerank_top;
+                setups.push(Setup { label: format!("{label}+rerank{top}"), options, dims: *d, rerank_top: Some(top) });
             }
         }
     }
@@ -106,7 +102,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut ks = args.k.clone();
     ks.push(100);
     let setups = setups(&args)?;
-    let cross_encoder = args.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
+    let cross_encoder = args.rerank.rerank.as_deref().map(CrossEncoder::from_dir).transpose()?;
     eprintln!(
         "{}: {} documents, {} queries, {} judged",
         args.data.display(),

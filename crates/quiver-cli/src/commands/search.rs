@@ -6,23 +6,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use quiver::encoder::CrossEncoder;
-use quiver::index::{Filter, FlatIndex, Rescore, SearchMode, SearchOptions, Strategy};
+use quiver::index::{Filter, Rescore, SearchMode, SearchOptions, Strategy};
 use quiver::ingest::read_queries;
 use quiver::{Engine, SearchResult};
 use serde_json::{json, Value};
 
-use crate::args::{BackendArgs, FusionArgs, OverrideArgs};
-use crate::load::{load_embedder, model_dir_for};
+use crate::args::{FusionArgs, IndexArgs, RerankArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    index: PathBuf,
-    /// Model folder (default: models/<name of the index's model>).
-    #[arg(long)]
-    model: Option<PathBuf>,
     #[command(flatten)]
-    backend: BackendArgs,
+    target: IndexArgs,
     #[arg(long, default_value_t = 10)]
     k: usize,
     /// exact, int8, binary or binary-rescore.
@@ -39,12 +33,8 @@ pub struct Args {
     mode: SearchMode,
     #[command(flatten)]
     fusion: FusionArgs,
-    /// Re-rank the top results with this cross-encoder model folder.
-    #[arg(long)]
-    rerank: Option<PathBuf>,
-    /// How many of the top results the cross-encoder re-scores (at least --k are fetched).
-    #[arg(long, default_value_t = 20, requires = "rerank")]
-    rerank_top: usize,
+    #[command(flatten)]
+    rerank: RerankArgs,
     /// field=value, field!=value, field<n, field<=n, field>n, field>=n, or a JSON object as
     /// the browser takes ('{"price": {"lte": 30}}'); repeatable, all must hold.
     #[arg(long)]
@@ -78,21 +68,19 @@ impl Args {
 /// Searches, then re-ranks the top `--rerank-top` with the cross-encoder when one is given.
 fn search(engine: &Engine, args: &Args, query: &str, filter: Option<Filter>) -> Result<Vec<SearchResult>> {
     let options = args.options(filter);
-    Ok(match args.rerank {
-        Some(_) => pollster::block_on(engine.search_reranked(query, &options, args.rerank_top))?,
+    Ok(match args.rerank.rerank {
+        Some(_) => pollster::block_on(engine.search_reranked(query, &options, args.rerank.rerank_top))?,
         None => pollster::block_on(engine.search(query, &options))?,
     })
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let index = FlatIndex::open(&args.index)?;
-    let dir = model_dir_for(&index, args.model.clone())?;
-    let embedder = load_embedder(&dir, &OverrideArgs::default(), args.backend)?;
+    let (index, embedder) = args.target.open()?;
     let mut engine = pollster::block_on(Engine::on_backend(embedder, index))?;
     if let Some(error) = engine.gpu_search_error() {
         eprintln!("the index is searched on the CPU: {error}");
     }
-    if let Some(dir) = &args.rerank {
+    if let Some(dir) = &args.rerank.rerank {
         engine.set_reranker(CrossEncoder::from_dir(dir)?);
     }
     let filter = (!args.filter.is_empty()).then(|| Filter::parse(&args.filter)).transpose()?;

@@ -1,7 +1,9 @@
 //! `BertSelfAttention` for all heads of a right-padded batch: scores, masked softmax and
 //! the weighted sum of values in one kernel, one invocation per query of a head.
 
-use super::dispatch;
+use wgpu::{BindGroup, ComputePass};
+
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, GpuError, Result};
 
@@ -33,39 +35,33 @@ impl AttentionParams {
     }
 }
 
-pub struct Attention {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds `qkv` (`[batch·seq, 3·hidden]`), the sequences' lengths (u32), `context`
+    /// (`[batch·seq, hidden]`) and a uniform [`AttentionParams`].
+    Attention
+);
 
 impl Attention {
     pub async fn new(ctx: &GpuContext) -> Result<Self> {
-        Ok(Attention { pipeline: ctx.compute_pipeline("attention", SOURCE, &[]).await? })
+        Ok(Attention(Kernel::build(ctx, "attention", SOURCE, &[]).await?))
     }
 
-    /// Binds `qkv` (`[batch·seq, 3·hidden]`), the sequences' lengths (u32), `context`
-    /// (`[batch·seq, hidden]`) and a uniform [`AttentionParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 4]) -> wgpu::BindGroup {
-        ctx.bind_group("attention", &self.pipeline, &buffers)
-    }
-
+    /// Records attention over `[batch, seq, heads, head_dim]`.
     pub fn encode(
         &self,
         ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
-        [batch, seq, heads, head_dim]: [usize; 4],
+        pass: &mut ComputePass<'_>,
+        group: &BindGroup,
+        shape: [usize; 4],
     ) -> Result<()> {
+        let [batch, seq, heads, head_dim] = shape;
         if head_dim > MAX_HEAD_DIM || !head_dim.is_multiple_of(4) {
             return Err(GpuError::Unsupported {
                 what: format!("attention heads of {head_dim} dimensions (a multiple of 4, at most {MAX_HEAD_DIM})"),
             });
         }
-        let groups = [
-            workgroups(ctx, "attention queries", heads * seq, QUERIES_PER_GROUP)?,
-            workgroups(ctx, "attention sequences", batch, 1)?,
-            1,
-        ];
-        dispatch(pass, &self.pipeline, bind_group, groups);
+        let queries = workgroups(ctx, "attention queries", heads * seq, QUERIES_PER_GROUP)?;
+        self.dispatch(pass, group, [queries, workgroups(ctx, "attention sequences", batch, 1)?, 1]);
         Ok(())
     }
 }

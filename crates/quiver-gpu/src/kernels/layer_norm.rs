@@ -2,7 +2,9 @@
 //! the residual), and for the embeddings (the addend is position + token type, repeating
 //! every sequence).
 
-use super::dispatch;
+use wgpu::{BindGroup, ComputePass};
+
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
@@ -24,29 +26,19 @@ impl LayerNormParams {
     }
 }
 
-pub struct LayerNorm {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds `x` (read and written), the addend, the norm's gamma followed by its beta, and a
+    /// uniform [`LayerNormParams`].
+    LayerNorm
+);
 
 impl LayerNorm {
     pub async fn new(ctx: &GpuContext) -> Result<Self> {
-        Ok(LayerNorm { pipeline: ctx.compute_pipeline("layer_norm", SOURCE, &[]).await? })
+        Ok(LayerNorm(Kernel::build(ctx, "layer_norm", SOURCE, &[]).await?))
     }
 
-    /// Binds `x` (read and written), the addend, the norm's gamma followed by its beta, and a
-    /// uniform [`LayerNormParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 4]) -> wgpu::BindGroup {
-        ctx.bind_group("layer_norm", &self.pipeline, &buffers)
-    }
-
-    pub fn encode(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
-        rows: usize,
-    ) -> Result<()> {
-        dispatch(pass, &self.pipeline, bind_group, [workgroups(ctx, "layer norm rows", rows, 1)?, 1, 1]);
+    pub fn encode(&self, ctx: &GpuContext, pass: &mut ComputePass<'_>, group: &BindGroup, rows: usize) -> Result<()> {
+        self.dispatch(pass, group, [workgroups(ctx, "layer norm rows", rows, 1)?, 1, 1]);
         Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //! (weight `[n, k]` as stored), with the activation of `BertIntermediate` fused in.
 
 use quiver_encoder::config::Activation;
+use wgpu::{BindGroup, ComputePass};
 
-use super::dispatch;
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, GpuError, Result};
 
@@ -58,9 +59,10 @@ impl MatmulParams {
     }
 }
 
-pub struct Matmul {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds `input`, `weight`, `bias`, `out` and a uniform [`MatmulParams`].
+    Matmul
+);
 
 impl Matmul {
     /// The product with `activation` applied after the bias (none for `None`), for weights
@@ -75,30 +77,25 @@ impl Matmul {
         if precision == Precision::F16 && !ctx.shader_f16() {
             return Err(GpuError::Unsupported { what: "f16 weights on a device without shader-f16".into() });
         }
-        let source = source(precision);
-        Ok(Matmul { pipeline: ctx.compute_pipeline("matmul", &source, &[("ACTIVATION", code)]).await? })
-    }
-
-    /// Binds `input`, `weight`, `bias`, `out` and a uniform [`MatmulParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 5]) -> wgpu::BindGroup {
-        ctx.bind_group("matmul", &self.pipeline, &buffers)
+        Ok(Matmul(Kernel::build(ctx, "matmul", &source(precision), &[("ACTIVATION", code)]).await?))
     }
 
     /// Records the product `[m, k] · [n, k]ᵀ`; `k` must be a multiple of 4.
     pub fn encode(
         &self,
         ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
-        [m, n, k]: [usize; 3],
+        pass: &mut ComputePass<'_>,
+        group: &BindGroup,
+        mnk: [usize; 3],
     ) -> Result<()> {
+        let [m, n, k] = mnk;
         if !k.is_multiple_of(4) {
             return Err(GpuError::Unsupported {
                 what: format!("a linear of {k} inputs (the kernel reads them as vec4)"),
             });
         }
         let groups = [workgroups(ctx, "matmul columns", n, TILE)?, workgroups(ctx, "matmul rows", m, TILE)?, 1];
-        dispatch(pass, &self.pipeline, bind_group, groups);
+        self.dispatch(pass, group, groups);
         Ok(())
     }
 }

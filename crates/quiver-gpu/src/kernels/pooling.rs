@@ -2,8 +2,9 @@
 //! L2-normalised when asked, as [`quiver_encoder::pooling`] does on the CPU.
 
 use quiver_encoder::Pooling as Mode;
+use wgpu::{BindGroup, ComputePass};
 
-use super::dispatch;
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
@@ -29,29 +30,19 @@ impl PoolingParams {
     }
 }
 
-pub struct Pooling {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds the token vectors (`[batch, seq, hidden]`), the lengths (u32), the pooled output
+    /// (`[batch, hidden]`) and a uniform [`PoolingParams`].
+    Pooling
+);
 
 impl Pooling {
     pub async fn new(ctx: &GpuContext) -> Result<Self> {
-        Ok(Pooling { pipeline: ctx.compute_pipeline("pooling", SOURCE, &[]).await? })
+        Ok(Pooling(Kernel::build(ctx, "pooling", SOURCE, &[]).await?))
     }
 
-    /// Binds the token vectors (`[batch, seq, hidden]`), the lengths (u32), the pooled
-    /// output (`[batch, hidden]`) and a uniform [`PoolingParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 4]) -> wgpu::BindGroup {
-        ctx.bind_group("pooling", &self.pipeline, &buffers)
-    }
-
-    pub fn encode(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
-        batch: usize,
-    ) -> Result<()> {
-        dispatch(pass, &self.pipeline, bind_group, [workgroups(ctx, "pooled sequences", batch, 1)?, 1, 1]);
+    pub fn encode(&self, ctx: &GpuContext, pass: &mut ComputePass<'_>, group: &BindGroup, batch: usize) -> Result<()> {
+        self.dispatch(pass, group, [workgroups(ctx, "pooled sequences", batch, 1)?, 1, 1]);
         Ok(())
     }
 }

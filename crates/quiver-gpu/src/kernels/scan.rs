@@ -2,7 +2,9 @@
 //! distances of binary codes (`scan.wgsl`, specialised by its `HAMMING` constant), each row
 //! written as a [`Candidate`](super::top_k::Candidate) for [`super::top_k`].
 
-use super::dispatch;
+use wgpu::{BindGroup, ComputePass};
+
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
@@ -28,35 +30,25 @@ impl ScanParams {
     }
 }
 
-pub struct Scan {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds the chunk's rows, the query, the candidates (the whole index's) and a uniform
+    /// [`ScanParams`].
+    Scan
+);
 
 impl Scan {
     /// Scores are dot products.
     pub async fn dot(ctx: &GpuContext) -> Result<Self> {
-        Ok(Scan { pipeline: ctx.compute_pipeline("dot scan", SOURCE, &[("HAMMING", 0.0)]).await? })
+        Ok(Scan(Kernel::build(ctx, "dot scan", SOURCE, &[("HAMMING", 0.0)]).await?))
     }
 
     /// Scores are negated Hamming distances.
     pub async fn hamming(ctx: &GpuContext) -> Result<Self> {
-        Ok(Scan { pipeline: ctx.compute_pipeline("Hamming scan", SOURCE, &[("HAMMING", 1.0)]).await? })
+        Ok(Scan(Kernel::build(ctx, "Hamming scan", SOURCE, &[("HAMMING", 1.0)]).await?))
     }
 
-    /// Binds the chunk's rows, the query, the candidates (the whole index's) and a uniform
-    /// [`ScanParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 4]) -> wgpu::BindGroup {
-        ctx.bind_group("scan", &self.pipeline, &buffers)
-    }
-
-    pub fn encode(
-        &self,
-        ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
-        rows: usize,
-    ) -> Result<()> {
-        dispatch(pass, &self.pipeline, bind_group, [workgroups(ctx, "scanned rows", rows, ROWS_PER_GROUP)?, 1, 1]);
+    pub fn encode(&self, ctx: &GpuContext, pass: &mut ComputePass<'_>, group: &BindGroup, rows: usize) -> Result<()> {
+        self.dispatch(pass, group, [workgroups(ctx, "scanned rows", rows, ROWS_PER_GROUP)?, 1, 1]);
         Ok(())
     }
 }

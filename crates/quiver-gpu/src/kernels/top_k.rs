@@ -1,7 +1,9 @@
 //! Top-k selection on the GPU: each pass sorts blocks of [`BLOCK`] candidates and keeps the
 //! best `keep` of each, until one block is left, sorted best first.
 
-use super::dispatch;
+use wgpu::{BindGroup, ComputePass};
+
+use super::Kernel;
 use crate::context::workgroups;
 use crate::{GpuContext, Result};
 
@@ -32,32 +34,29 @@ impl TopKParams {
     }
 }
 
-pub struct TopK {
-    pipeline: wgpu::ComputePipeline,
-}
+kernel!(
+    /// Binds the input candidates, the output (`keep` per block of input) and a uniform
+    /// [`TopKParams`].
+    TopK
+);
 
 impl TopK {
     pub async fn new(ctx: &GpuContext) -> Result<Self> {
-        Ok(TopK { pipeline: ctx.compute_pipeline("top_k", SOURCE, &[]).await? })
+        Ok(TopK(Kernel::build(ctx, "top_k", SOURCE, &[]).await?))
     }
 
-    /// Binds the input candidates, the output (`keep` per block of input) and a uniform
-    /// [`TopKParams`].
-    pub fn bind(&self, ctx: &GpuContext, buffers: [&wgpu::Buffer; 3]) -> wgpu::BindGroup {
-        ctx.bind_group("top_k", &self.pipeline, &buffers)
-    }
-
-    /// Records one pass over `count` candidates; returns how many it writes.
+    /// Records one pass over `count` candidates, the best `keep` of each block kept;
+    /// returns how many it writes.
     pub fn encode(
         &self,
         ctx: &GpuContext,
-        pass: &mut wgpu::ComputePass<'_>,
-        bind_group: &wgpu::BindGroup,
+        pass: &mut ComputePass<'_>,
+        group: &BindGroup,
         count: usize,
         keep: usize,
     ) -> Result<usize> {
         let blocks = workgroups(ctx, "top-k blocks", count, BLOCK)?;
-        dispatch(pass, &self.pipeline, bind_group, [blocks, 1, 1]);
+        self.dispatch(pass, group, [blocks, 1, 1]);
         Ok(blocks as usize * keep)
     }
 }
