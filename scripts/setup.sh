@@ -58,6 +58,12 @@ if stale data/catalogue.qvr; then
     --text-field title --text-field description --output data/catalogue.qvr
 fi
 
+step "catalogue index for the q8_0 model, the demo's default (data/catalogue-q8_0.qvr)"
+if stale data/catalogue-q8_0.qvr || [ models/all-MiniLM-L6-v2-q8_0/model.gguf -nt data/catalogue-q8_0.qvr ]; then
+  "$QUIVER" index --model models/all-MiniLM-L6-v2-q8_0 --input data/catalogue.jsonl \
+    --text-field title --text-field description --output data/catalogue-q8_0.qvr
+fi
+
 step "multilingual catalogue index (data/catalogue-multilingual.qvr: English and German texts)"
 if stale data/catalogue-multilingual.qvr; then
   "$QUIVER" index --model models/multilingual-e5-small --input data/catalogue.jsonl \

@@ -4,11 +4,13 @@ import { Quiver } from '/pkg/index.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-// Two set-ups of the same catalogue: English-only all-MiniLM-L6-v2, and multilingual-e5-small
-// (4-bit) over the English and German texts, so German and English queries find either.
+// Set-ups of the same catalogue: English-only all-MiniLM-L6-v2 (q8_0 by default, what a site
+// would ship; f32 one choice away), and multilingual-e5-small (4-bit) over the English and
+// German texts, so German and English queries find either.
 const PRESETS = {
+  english: { model: '/models/all-MiniLM-L6-v2-q8_0/', index: '/data/catalogue-q8_0.qvr', persist: 'demo-catalogue-q8_0' },
   // v2: indexes saved by earlier versions have no keyword index for the keyword/hybrid modes.
-  english: { model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', persist: 'demo-catalogue-v2' },
+  'english-f32': { model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr', persist: 'demo-catalogue-v2' },
   multilingual: {
     model: '/models/multilingual-e5-small/', index: '/data/catalogue-multilingual.qvr', persist: 'demo-catalogue-multilingual',
   },

@@ -59,7 +59,9 @@ async function typeQuery(page, text) {
 }
 
 test('search by meaning, filter, toggle binary search, match the native CLI', async () => {
+  // The default: all-MiniLM-L6-v2 q8_0, what a site would ship.
   const page = await openDemo();
+  assert.equal(await page.inputValue('#model-choice'), 'english');
   assert.equal(await page.getAttribute('body', 'data-state'), 'ready');
   // backend: auto — the panel says which backend embeds, and why.
   assert.match(await page.textContent('#backend'), /^(CPU · wasm|GPU · WebGPU)/);
@@ -83,7 +85,8 @@ test('search by meaning, filter, toggle binary search, match the native CLI', as
   await typeQuery(page, 'something to serve cocktails');
   const inPage = await resultIds(page);
   const native = JSON.parse(execFileSync(join(ROOT, 'target/release/quiver'),
-    ['search', '--index', 'data/catalogue.qvr', '--k', '12', '--json', 'something to serve cocktails'], { cwd: ROOT }));
+    ['search', '--index', 'data/catalogue-q8_0.qvr', '--model', 'models/all-MiniLM-L6-v2-q8_0', '--k', '12', '--json',
+      'something to serve cocktails'], { cwd: ROOT }));
   assert.deepEqual(inPage, native.results.map((r) => r.id));
 
   assert.match(await page.textContent('#backend'), /simd128/);
