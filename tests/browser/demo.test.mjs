@@ -49,6 +49,11 @@ async function openDemo(query = '') {
   return page;
 }
 
+function cosine(a, b) {
+  const dot = a.reduce((s, x, j) => s + x * b[j], 0);
+  return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+}
+
 async function resultIds(page) {
   return page.$$eval('#results .card', (cards) => cards.map((c) => c.dataset.id));
 }
@@ -174,11 +179,7 @@ test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load a
       e5: await embed('/models/multilingual-e5-small/', e5),
     };
   }, { minilm: reference.cases.map((c) => c.text), e5: e5.cases.map((c) => c.text) });
-  const cos = (a, b) => {
-    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
-    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
-  };
-  const worst = (vectors, expected) => Math.min(...vectors.map((v, i) => cos(v, expected[i])));
+  const worst = (vectors, expected) => Math.min(...vectors.map((v, i) => cosine(v, expected[i])));
   const w8 = worst(out.q8_0, reference.cases.map((c) => c.mean));
   const w4 = worst(out.q4_0, reference.cases.map((c) => c.mean));
   const we5 = worst(out.e5, e5.cases.map((c) => c.embedding_for_hf_token_ids ?? c.embedding));
@@ -204,10 +205,6 @@ test('a folder holding both model.safetensors and model.gguf loads the same weig
   writeFileSync(join(work, 'texts.jsonl'), texts.map((text, i) => JSON.stringify({ id: `t${i}`, text })).join('\n'));
   const quiver = (args) => execFileSync(join(ROOT, 'target/release/quiver'), args, { cwd: ROOT, stdio: 'pipe' });
   const sha256 = (file) => createHash('sha256').update(readFileSync(join(BOTH, file))).digest('hex');
-  const cosine = (a, b) => {
-    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
-    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
-  };
   for (const expected of ['model.safetensors', 'model.gguf']) {
     if (expected === 'model.gguf') writeFileSync(join(BOTH, 'quiver.json'), JSON.stringify({ weights: 'model.gguf' }));
     const cli = (command, output) => quiver([command, '--model', BOTH, '--input', join(work, 'texts.jsonl'), '--output', output, '--backend', 'cpu']);
@@ -307,11 +304,9 @@ test('parity with sentence-transformers inside the browser', async () => {
   }, reference.cases.map((c) => c.text));
   let worst = 1;
   reference.cases.forEach((c, i) => {
-    const v = vectors[i];
-    const dot = v.reduce((s, x, j) => s + x * c.mean[j], 0);
-    const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) * Math.sqrt(c.mean.reduce((s, x) => s + x * x, 0));
-    worst = Math.min(worst, dot / norm);
-    assert.ok(dot / norm >= 0.9999, `${c.id}: cosine ${dot / norm}`);
+    const cos = cosine(vectors[i], c.mean);
+    worst = Math.min(worst, cos);
+    assert.ok(cos >= 0.9999, `${c.id}: cosine ${cos}`);
   });
   console.log(`browser parity: worst cosine ${worst.toFixed(7)} over ${reference.cases.length} cases`);
   await page.close();
@@ -391,9 +386,7 @@ test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conc
   const least = backend.gpuWeights === 'f16' ? 0.999 : 0.9999;
   let worst = 1;
   cases.forEach((c, i) => {
-    const v = out.gpu.vectors[i];
-    const dot = v.reduce((s, x, j) => s + x * c.mean[j], 0);
-    const cos = dot / Math.sqrt(v.reduce((s, x) => s + x * x, 0) * c.mean.reduce((s, x) => s + x * x, 0));
+    const cos = cosine(out.gpu.vectors[i], c.mean);
     worst = Math.min(worst, cos);
     assert.ok(cos >= least, `${c.id}: cosine ${cos} on the GPU`);
   });
@@ -423,10 +416,6 @@ test('WebGPU on SwiftShader: GPU embeddings match the reference, auto keeps conc
   assert.equal(out.reused.active, out.long.active);
   console.log(`WebGPU auto with a 600 s budget: ${out.long.reason}`);
 
-  const cosine = (a, b) => {
-    const dot = a.reduce((s, x, j) => s + x * b[j], 0);
-    return dot / Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
-  };
   for (const [name, { gpu, cpu }] of Object.entries(out.gguf)) {
     assert.equal(gpu.active.active, 'gpu', `${name}: ${gpu.active.reason}`);
     const worstGguf = Math.min(...gpu.vectors.map((v, i) => cosine(v, cpu.vectors[i])));
