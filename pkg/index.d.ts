@@ -76,6 +76,25 @@ export interface LoadOptions {
    * budget lets a slow GPU finish, so the decision is stored.
    */
   calibrationBudgetMs?: number;
+  /**
+   * Workers that embed (default: half the cores, at most 4). Above 1, `embed` and `add`
+   * calls split their texts across a pool of workers, each with its own instance of the
+   * model, started in the background after `load`; searches stay on the first worker,
+   * which holds the index. Only where the CPU embeds.
+   */
+  threads?: number;
+}
+
+export interface ThreadsReport {
+  /** "pool": several workers split embeddings; "single": one worker does everything. */
+  mode: 'pool' | 'single';
+  /** Workers running (the pool's that failed to start are not counted). */
+  workers: number;
+  requested: number;
+  /** Whether the page is cross-origin isolated. */
+  isolated: boolean;
+  /** Why this mode runs, in words. */
+  reason: string;
 }
 
 export interface BackendReport {
@@ -118,7 +137,9 @@ export interface Stats {
   /** Where texts are embedded, why, and what the calibration measured. */
   backend: BackendReport | null;
   /** The latest `embed` or `add`: texts, milliseconds, backend (only from `stats()`). */
-  lastEmbedding?: { texts: number; ms: number; backend: 'gpu' | 'cpu' } | null;
+  lastEmbedding?: { texts: number; ms: number; backend: 'gpu' | 'cpu'; workers?: number } | null;
+  /** How many workers embed, and why (only from `stats()`). */
+  threads?: ThreadsReport;
   /** Whether the index is on the GPU (uploaded by the first search that runs there). */
   gpuSearch: boolean;
   /** Why the index is searched on the CPU although the GPU backend runs, if it is. */

@@ -27,8 +27,24 @@ function storeDecisions(json) {
   try { if (json) globalThis.localStorage?.setItem(DECISIONS_KEY, json); } catch { /* private mode: calibrate again next time */ }
 }
 
+/** Workers by default: half the cores, at most 4 (what onnxruntime-web runs when isolated). */
+function defaultThreads() {
+  return Math.max(1, Math.min(4, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 2) / 2)));
+}
+
+// A pool splits `embed` and `add` calls of at least this many texts per worker.
+const TEXTS_PER_PART = 8;
+
 export class Quiver {
+  /** The worker that holds the index and answers every call but split embeddings. */
   #worker;
+  /** Resolves to the pool's other workers (model only) once they have loaded. */
+  #helpers = Promise.resolve([]);
+  #spawned = [];
+  #threads = null;
+  /** Calls to the first worker run one after another, in the order they were made. */
+  #order = Promise.resolve();
+  #lastEmbedding = null;
   #next = 1;
   #pending = new Map();
   #disposed = false;
@@ -36,7 +52,11 @@ export class Quiver {
   info = null;
 
   constructor(worker) {
-    this.#worker = worker;
+    this.#worker = this.#listen(worker);
+  }
+
+  #listen(worker) {
+    this.#spawned.push(worker);
     worker.onmessage = (event) => {
       const { id, ok, result, error, progress } = event.data;
       const call = this.#pending.get(id);
@@ -47,18 +67,33 @@ export class Quiver {
     };
     worker.onerror = (event) => {
       const error = new QuiverError(`the Quiver worker failed: ${event.message ?? 'unknown error'}`, 'E_WORKER');
-      for (const call of this.#pending.values()) call.reject(error);
-      this.#pending.clear();
+      for (const [id, call] of this.#pending) {
+        if (call.worker !== worker) continue;
+        call.reject(error);
+        this.#pending.delete(id);
+      }
     };
+    return worker;
   }
 
-  #call(op, args, onProgress, transfer = []) {
+  #send(worker, op, args, onProgress, transfer = []) {
     if (this.#disposed) return Promise.reject(new QuiverError('this Quiver engine was disposed', 'E_DISPOSED'));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onProgress });
-      this.#worker.postMessage({ id, op, args }, transfer);
+      this.#pending.set(id, { resolve, reject, onProgress, worker });
+      worker.postMessage({ id, op, args }, transfer);
     });
+  }
+
+  /** Runs `run` after every earlier call to the first worker has finished. */
+  #ordered(run) {
+    const result = this.#order.then(run);
+    this.#order = result.catch(() => {});
+    return result;
+  }
+
+  #call(op, args, onProgress, transfer) {
+    return this.#ordered(() => this.#send(this.#worker, op, args, onProgress, transfer));
   }
 
   /**
@@ -68,17 +103,19 @@ export class Quiver {
   static async load(options = {}) {
     const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, backend, calibrationBudgetMs } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
+    const threads = options.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1) throw new QuiverError(`threads must be a whole number ≥ 1, got ${threads}`, 'E_INVALID_ARGUMENT');
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const absolute = (url) => (typeof url === 'string' ? new URL(url, base).href : url);
     // Both URLs are written here, on the main thread, where bundlers (Vite, webpack)
     // recognise `new URL(…, import.meta.url)` and emit the files.
     // Spelled out in full: bundlers only recognise this exact `new Worker(new URL(…))` form.
-    const worker = workerUrl
+    const spawn = () => (workerUrl
       ? new Worker(workerUrl, { type: 'module' })
-      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+      : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
     const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
-    const quiver = new Quiver(worker);
+    const quiver = new Quiver(spawn());
     try {
       const args = {
         model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm),
@@ -87,11 +124,66 @@ export class Quiver {
       const { decisions, ...info } = await quiver.#call('load', args, onProgress);
       storeDecisions(decisions);
       quiver.info = info;
+      // After the first worker: the others find the model files in the cache.
+      quiver.#helpers = quiver.#startPool(threads, info, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm });
     } catch (e) {
       quiver.dispose();
       throw e;
     }
     return quiver;
+  }
+
+  /**
+   * Starts `threads - 1` more workers, each with its own instance of the model, in the
+   * background; searches never wait for them. Resolves to those that loaded.
+   */
+  async #startPool(threads, info, spawn, args) {
+    const isolated = globalThis.crossOriginIsolated === true;
+    const report = (workers, reason) => { this.#threads = { mode: workers > 1 ? 'pool' : 'single', workers, requested: threads, isolated, reason }; };
+    if (threads === 1) { report(1, 'one worker (threads: 1)'); return []; }
+    if (info.backend?.active === 'gpu') { report(1, 'one worker: the GPU embeds'); return []; }
+    const started = Array.from({ length: threads - 1 }, spawn);
+    const loads = await Promise.allSettled(started.map((w) => this.#send(w, 'load', { ...args, backend: 'cpu', helper: true })));
+    const helpers = started.filter((w, i) => {
+      if (loads[i].status === 'fulfilled') return true;
+      w.terminate();
+      return false;
+    });
+    const failed = loads.find((l) => l.status === 'rejected');
+    report(1 + helpers.length, [
+      // Wasm threads need SharedArrayBuffer, which only cross-origin isolated pages have.
+      isolated ? 'cross-origin isolated, but this build has no wasm threads' : 'not cross-origin isolated (no SharedArrayBuffer for wasm threads)',
+      ': a pool of workers, each with its own instance, splits embed and add calls; searches stay on one',
+      failed ? `; ${threads - 1 - helpers.length} worker(s) failed to start: ${failed.reason?.message}` : '',
+    ].join(''));
+    return helpers;
+  }
+
+  /**
+   * Embeds `texts` across the pool in contiguous parts of about equal length: one
+   * Float32Array of `texts.length × dim` values, in order.
+   */
+  async #embedAcross(texts, kind) {
+    const workers = [this.#worker, ...await this.#helpers];
+    const parts = Math.max(1, Math.min(workers.length, Math.floor(texts.length / TEXTS_PER_PART)));
+    if (parts === 1 || !texts.every((t) => typeof t === 'string')) {
+      this.#lastEmbedding = null;
+      return this.#send(this.#worker, 'embed', { texts, kind });
+    }
+    const started = performance.now();
+    const total = texts.reduce((sum, t) => sum + t.length + 1, 0);
+    const bounds = [0];
+    for (let i = 0, chars = 0; i < texts.length && bounds.length < parts; i++) {
+      chars += texts[i].length + 1;
+      if (chars >= (total * bounds.length) / parts) bounds.push(i + 1);
+    }
+    bounds.push(texts.length);
+    const results = await Promise.all(bounds.slice(1).map((end, p) =>
+      this.#send(workers[p], 'embed', { texts: texts.slice(bounds[p], end), kind })));
+    const flat = new Float32Array(results.reduce((sum, r) => sum + r.length, 0));
+    results.reduce((at, r) => { flat.set(r, at); return at + r.length; }, 0);
+    this.#lastEmbedding = { texts: texts.length, ms: performance.now() - started, backend: 'cpu', workers: results.length };
+    return flat;
   }
 
   /** Searches by meaning: `[{ id, score, metadata }]`, best first. */
@@ -108,14 +200,21 @@ export class Quiver {
   /** Embeds texts: one Float32Array per text. `kind`: "document" (default), "query" or "raw". */
   async embed(texts, { kind = 'document' } = {}) {
     if (!Array.isArray(texts)) throw new QuiverError('texts must be an array of strings', 'E_INVALID_ARGUMENT');
-    const flat = await this.#call('embed', { texts, kind });
+    if (this.#disposed) throw new QuiverError('this Quiver engine was disposed', 'E_DISPOSED');
+    const flat = await this.#embedAcross(texts, kind);
     const dim = texts.length ? flat.length / texts.length : 0;
     return texts.map((_, i) => flat.subarray(i * dim, (i + 1) * dim));
   }
 
   /** Adds or replaces `[{ id, text, metadata? }]`; persisted when loaded with `persist`. */
   add(docs) {
-    return this.#call('add', { docs });
+    // Documents the engine would refuse go to it whole, for its error.
+    const valid = Array.isArray(docs) && docs.every((d) => typeof d?.id === 'string' && typeof d.text === 'string');
+    if (!valid) return this.#call('add', { docs });
+    return this.#ordered(async () => {
+      const vectors = await this.#embedAcross(docs.map((d) => d.text), 'document');
+      return this.#send(this.#worker, 'addEmbedded', { docs, vectors }, undefined, [vectors.buffer]);
+    });
   }
 
   /** Removes documents by id. */
@@ -123,9 +222,11 @@ export class Quiver {
     return this.#call('remove', { ids });
   }
 
-  /** `{ documents, dim, model, kernels, keyword, queryCache, backend, lastEmbedding }`. */
-  stats() {
-    return this.#call('stats', {});
+  /** `{ documents, dim, model, kernels, keyword, queryCache, backend, lastEmbedding, threads }`. */
+  async stats() {
+    const stats = await this.#call('stats', {});
+    await this.#helpers;
+    return { ...stats, lastEmbedding: this.#lastEmbedding ?? stats.lastEmbedding, threads: this.#threads };
   }
 
   /** The index as file bytes (the native CLI reads them too). */
@@ -137,7 +238,7 @@ export class Quiver {
   dispose() {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#worker.terminate();
+    for (const worker of this.#spawned) worker.terminate();
     const error = new QuiverError('this Quiver engine was disposed', 'E_DISPOSED');
     for (const call of this.#pending.values()) call.reject(error);
     this.#pending.clear();

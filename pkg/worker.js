@@ -162,7 +162,8 @@ async function timed(texts, run) {
 }
 
 const handlers = {
-  async load({ model, index, reranker, cache = true, persist: name, wasm, backend, decisions = '', calibrationBudgetMs }, progress) {
+  // A pool's other workers (`helper`) only embed: they load the model and nothing else.
+  async load({ model, index, reranker, cache = true, persist: name, wasm, backend, decisions = '', calibrationBudgetMs, helper = false }, progress) {
     const started = performance.now();
     ready ??= init({ module_or_path: wasm });
     await ready;
@@ -173,6 +174,7 @@ const handlers = {
     persistName = name ?? null;
     lastEmbedding = null;
     const loaded = await loadModel(model, cache, { backend, decisions }, progress);
+    if (helper) return { model: loaded.model };
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
     let indexBytes = persistName ? await loadPersisted(persistName) : null;
     const restored = Boolean(indexBytes);
@@ -190,6 +192,11 @@ const handlers = {
   embed: ({ texts, kind }) => timed(texts.length, () => engine.embed(texts, kind ?? 'document')),
   async add({ docs }) {
     const n = await timed(Array.isArray(docs) ? docs.length : 0, () => engine.add(docs));
+    await persist();
+    return n;
+  },
+  async addEmbedded({ docs, vectors }) {
+    const n = engine.addEmbedded(docs, vectors);
     await persist();
     return n;
   },

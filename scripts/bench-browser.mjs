@@ -4,7 +4,10 @@
 //   all-MiniLM-L6-v2 as f32 safetensors, q8_0 and q4_0 GGUF (`quiver quantize`), and
 //   transformers.js fp32 and q8 (its model_quantized.onnx);
 //   cold start (empty cache) and warm start, page load → first query embedded, median of 5;
-//   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus;
+//   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus, on a
+//   page that is not cross-origin isolated and on one that is (COOP/COEP): Quiver with one
+//   worker and with a pool of THREADS workers (default 2), transformers.js with its one
+//   thread and, isolated, with THREADS onnxruntime-web threads;
 //   WebGPU: Quiver's GPU backend next to transformers.js `device: 'webgpu'` on the same
 //   adapter (headless Chromium's is SwiftShader, software: fewer texts and one run; only
 //   the ratio between the two says anything), and Quiver's `auto` calibration;
@@ -24,6 +27,9 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PEERS = process.env.PEERS_CACHE ?? join(homedir(), '.cache/quiver-peers');
 const QUIVER = join(ROOT, 'target/release/quiver');
 const RUNS = Number(process.env.RUNS ?? 5);
+const THREADS = Number(process.env.THREADS ?? 2);
+// ONLY=regex runs the engines whose names match, and skips the auto and latency sections.
+const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
@@ -75,6 +81,8 @@ for (const n of [10_000, 100_000]) {
 
 const server = await serve({ port: 0, mounts });
 const base = `http://127.0.0.1:${server.address().port}`;
+const isolatedServer = await serve({ port: 0, mounts, isolated: true });
+const isolatedBase = `http://127.0.0.1:${isolatedServer.address().port}`;
 const home = join(tmp, 'home');
 mkdirSync(home, { recursive: true });
 const browser = await chromium.launch({
@@ -85,20 +93,24 @@ const browser = await chromium.launch({
 });
 
 // Each engine starts in a fresh page from its argument; `window.engine(batch)` embeds.
-const startQuiver = async ([model, backend]) => {
+const startQuiver = async ([model, backend, threads = 1]) => {
   const { Quiver } = await import('/pkg/index.js');
   // No index: quantized models make vectors of their own, which an f32 index refuses.
-  const q = await Quiver.load({ model, backend });
+  const q = await Quiver.load({ model, backend, threads });
   await q.embed(['first query'], { kind: 'query' });
   window.engine = (batch) => q.embed(batch, { kind: 'raw' });
   window.backend = q.info.backend;
+  // Waits for the pool's workers, so the throughput runs measure all of them.
+  window.threads = (await q.stats()).threads;
 };
-const startTjs = async ([dtype, device]) => {
+const startTjs = async ([dtype, device, threads = 1]) => {
   const { pipeline, env } = await import('/peer/tjs/transformers.js');
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
   env.localModelPath = '/peer/models/';
   env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
+  // onnxruntime-web runs threads only on cross-origin isolated pages.
+  env.backends.onnx.wasm.numThreads = threads;
   const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype, device });
   await extractor(['first query'], { pooling: 'mean', normalize: true });
   window.engine = (batch) => extractor(batch, { pooling: 'mean', normalize: true });
@@ -113,6 +125,10 @@ const engines = {
   'quiver q4_0': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q4_0/', 'cpu'], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q4_0'), MINILM_FILES) },
   'transformers.js fp32': { start: startTjs, arg: ['fp32', 'wasm'], peer: true, bytes: TJS_FP32_BYTES },
   'transformers.js q8': { start: startTjs, arg: ['q8', 'wasm'], peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
+  [`quiver q8_0 pool of ${THREADS}`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  'quiver q8_0 isolated': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu'], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  [`quiver q8_0 pool of ${THREADS} isolated`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  [`transformers.js q8 isolated, ${THREADS} threads`]: { start: startTjs, arg: ['q8', 'wasm', THREADS], peer: true, isolated: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
   'quiver f32 webgpu': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2/', 'gpu'], gpu: true, bytes: F32_BYTES },
   'transformers.js fp32 webgpu': { start: startTjs, arg: ['fp32', 'webgpu'], peer: true, gpu: true, bytes: TJS_FP32_BYTES },
 };
@@ -128,7 +144,8 @@ async function measure(name, engine) {
     const context = await browser.newContext();
     for (const series of [cold, warm]) {
       const page = await context.newPage();
-      await page.goto(`${base}/web/blank.html`);
+      await page.goto(`${engine.isolated ? isolatedBase : base}/web/blank.html`);
+      if (engine.isolated && !await page.evaluate(() => crossOriginIsolated)) throw new Error('the page is not cross-origin isolated');
       await page.evaluate(engine.start, engine.arg);
       series.push(await page.evaluate(() => performance.now()));
       if (series === warm && run === runs - 1) {
@@ -140,12 +157,13 @@ async function measure(name, engine) {
           await window.engine(texts.slice(0, 32));
           const t2 = performance.now();
           for (let i = 0; i < sample.batch32; i += 32) await window.engine(texts.slice(i, i + 32));
-          return { batch1, batch32: performance.now() - t2, backend: window.backend };
+          return { batch1, batch32: performance.now() - t2, backend: window.backend, threads: window.threads };
         }, { texts, sample });
         report.engines[name] = {
           tokens_per_s_batch1: tokens.batch1 / (result.batch1 / 1000),
           tokens_per_s_batch32: tokens.batch32 / (result.batch32 / 1000),
           ...(result.backend ? { backend: result.backend } : {}),
+          ...(result.threads ? { threads: result.threads } : {}),
         };
       }
       await page.close();
@@ -155,7 +173,7 @@ async function measure(name, engine) {
   Object.assign(report.engines[name], { cold_start_ms: median(cold), warm_start_ms: median(warm), model_bytes: engine.bytes });
 }
 for (const [name, engine] of Object.entries(engines)) {
-  if (engine.peer && !haveTjs) continue;
+  if ((engine.peer && !haveTjs) || (ONLY && !ONLY.test(name))) continue;
   try {
     await measure(name, engine);
   } catch (e) {
@@ -165,9 +183,21 @@ for (const [name, engine] of Object.entries(engines)) {
 }
 const gpuRatio = (batch) => report.engines['quiver f32 webgpu']?.[batch] / report.engines['transformers.js fp32 webgpu']?.[batch];
 report.webgpu_quiver_over_tjs = { batch1: gpuRatio('tokens_per_s_batch1'), batch32: gpuRatio('tokens_per_s_batch32') };
+// The targets' ratios: Quiver q8_0 over transformers.js q8, tokens/s, same isolation.
+const tjsRatio = (quiver, tjs) => ({
+  batch1: report.engines[quiver]?.tokens_per_s_batch1 / report.engines[tjs]?.tokens_per_s_batch1,
+  batch32: report.engines[quiver]?.tokens_per_s_batch32 / report.engines[tjs]?.tokens_per_s_batch32,
+});
+report.q8_quiver_over_tjs = {
+  not_isolated_one_worker: tjsRatio('quiver q8_0', 'transformers.js q8'),
+  not_isolated_pool: tjsRatio(`quiver q8_0 pool of ${THREADS}`, 'transformers.js q8'),
+  isolated_one_worker: tjsRatio('quiver q8_0 isolated', `transformers.js q8 isolated, ${THREADS} threads`),
+  isolated_pool: tjsRatio(`quiver q8_0 pool of ${THREADS} isolated`, `transformers.js q8 isolated, ${THREADS} threads`),
+};
 
 // `auto` on this browser: the calibration's cost and decision, then the cached decision.
-{
+report.auto = [];
+if (!ONLY) {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${base}/web/blank.html`);
@@ -187,7 +217,7 @@ report.webgpu_quiver_over_tjs = { batch1: gpuRatio('tokens_per_s_batch1'), batch
 
 // Query latency in Quiver at 10k and 100k documents.
 report.latency = {};
-{
+if (!ONLY) {
   const page = await browser.newPage();
   await page.goto(`${base}/web/blank.html`);
   for (const n of [10_000, 100_000]) {
@@ -216,6 +246,7 @@ report.latency = {};
 }
 await browser.close();
 server.close();
+isolatedServer.close();
 
 const wasm = readFileSync(join(ROOT, 'pkg/wasm/quiver_wasm_bg.wasm'));
 report.wasm_bytes = wasm.length;
@@ -234,6 +265,9 @@ console.log('\n| documents | strategy | p50 ms | p95 ms |  (text query: embed + 
 console.log('|---:|---|---:|---:|');
 for (const [n, byStrategy] of Object.entries(report.latency)) {
   for (const [s, l] of Object.entries(byStrategy)) console.log(`| ${n} | ${s} | ${l.p50_ms.toFixed(1)} | ${l.p95_ms.toFixed(1)} |`);
+}
+for (const [what, r] of Object.entries(report.q8_quiver_over_tjs)) {
+  if (Number.isFinite(r.batch32)) console.log(`q8_0 Quiver ÷ transformers.js q8 tokens/s, ${what.replaceAll('_', ' ')}: batch 1 ${r.batch1.toFixed(2)}, batch 32 ${r.batch32.toFixed(2)}`);
 }
 console.log(`\nWebGPU, Quiver ÷ transformers.js tokens/s: batch 1 ${report.webgpu_quiver_over_tjs.batch1?.toFixed(2)}, batch 32 ${report.webgpu_quiver_over_tjs.batch32?.toFixed(2)}`);
 for (const a of report.auto) console.log(`auto: ${a.active} (${a.cached ? 'cached' : 'calibrated'}), load ${a.load_ms.toFixed(0)} ms — ${a.reason}`);

@@ -190,6 +190,56 @@ test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load a
   await page.close();
 });
 
+test('a pool of workers splits embed and add like one worker; searches and bad input behave the same', async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const things = ['a linen tablecloth', 'a brass floor lamp', 'a blue ceramic mug', 'a wool rug', 'a walnut side table'];
+    const texts = Array.from({ length: 45 }, (_, i) => `${things[i % things.length]}, model ${i}${' with a long description'.repeat(i % 7)}`);
+    const docs = texts.map((text, i) => ({ id: `p${i}`, text, metadata: { i } }));
+    const model = '/models/all-MiniLM-L6-v2-q8_0/';
+    const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code ?? `no code: ${e.message}`; } };
+    const run = async (threads) => {
+      const q = await Quiver.load({ model, threads });
+      const vectors = (await q.embed(texts)).map((v) => Array.from(v));
+      const embedded = (await q.stats()).lastEmbedding;
+      await q.add(docs);
+      // Made without awaiting: each call runs after the one before it.
+      const [added, removed] = await Promise.all([q.add([{ id: 'extra', text: 'a brass lamp' }]), q.remove(['extra'])]);
+      const found = await q.search('a lamp for the living room', { k: 5 });
+      const codes = {
+        noText: await codeOf(q.add([{ id: 'x' }, ...docs.slice(0, 20)])),
+        badText: await codeOf(q.embed([...texts.slice(0, 20), 42])),
+        threads: await codeOf(Quiver.load({ model, threads: 0 })),
+      };
+      const stats = await q.stats();
+      q.dispose();
+      codes.disposed = await codeOf(q.embed(texts));
+      return { vectors, embedded, added, removed, found, codes, documents: stats.documents, threads: stats.threads };
+    };
+    return { one: await run(1), pool: await run(3) };
+  });
+  const { one, pool } = out;
+  assert.deepEqual(one.threads, { mode: 'single', workers: 1, requested: 1, isolated: false, reason: 'one worker (threads: 1)' });
+  assert.equal(pool.threads.mode, 'pool');
+  assert.equal(pool.threads.workers, 3);
+  assert.match(pool.threads.reason, /not cross-origin isolated/);
+  assert.equal(pool.embedded.workers, 3, 'the 45 texts were split across the three workers');
+  assert.equal(one.embedded.workers, undefined);
+  assert.equal(pool.vectors.length, 45);
+  const worst = Math.min(...pool.vectors.map((v, i) => cosine(v, one.vectors[i])));
+  assert.ok(worst >= 0.99999, `pool vs one worker: worst cosine ${worst}`);
+  for (const run of [one, pool]) {
+    assert.deepEqual([run.added, run.removed, run.documents], [46, 45, 45]);
+    assert.deepEqual(run.codes, { noText: 'E_INVALID_ARGUMENT', badText: 'E_INVALID_ARGUMENT', threads: 'E_INVALID_ARGUMENT', disposed: 'E_DISPOSED' });
+  }
+  assert.deepEqual(pool.found.map((r) => r.id), one.found.map((r) => r.id));
+  assert.equal(pool.found[0].metadata.i % 5, 1, `${JSON.stringify(pool.found[0])}`);
+  for (const [a, b] of pool.found.map((r, i) => [r.score, one.found[i].score])) assert.ok(Math.abs(a - b) < 1e-4, `${a} vs ${b}`);
+  await page.close();
+});
+
 test('a folder holding both model.safetensors and model.gguf loads the same weights in the page as with the CLI', async () => {
   // all-MiniLM-L6-v2's files with both weights: first without a quiver.json to name one,
   // then with one naming the GGUF.

@@ -51,3 +51,45 @@ fn catalogue_search_by_meaning_with_filters() {
     }
     assert!(results.windows(2).all(|w| w[0].score >= w[1].score));
 }
+
+/// Documents embedded elsewhere (a pool's other workers) and added with their vectors make
+/// the same index as `add`, Matryoshka cut included; a wrong number of values adds nothing.
+#[test]
+fn documents_embedded_elsewhere_add_as_if_embedded_here() {
+    use quiver::NewDocument;
+    let docs: Vec<NewDocument> = ["a linen tablecloth", "brass floor lamp", "ceramic mug, blue"]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| NewDocument {
+            id: format!("d{i}"),
+            text: (*text).into(),
+            metadata: serde_json::json!({ "i": i }),
+        })
+        .collect();
+    let cut = || {
+        let encoder = Encoder::from_dir(minilm_dir()).unwrap();
+        let index = quiver::new_index(&encoder, IndexConfig::new(encoder.dim()), Some(128)).unwrap();
+        Engine::new(encoder, index).unwrap()
+    };
+    let mut here = cut();
+    block_on(here.add(&docs)).unwrap();
+
+    let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+    let vectors = block_on(here.embed(&texts, &EmbedOptions::default())).unwrap();
+    assert_eq!(vectors.dim, 384, "embed gives the model's full vectors");
+    let mut elsewhere = cut();
+    let wrong = elsewhere.add_embedded(&docs, &vectors.data[..384 * 2]).unwrap_err();
+    assert_eq!(wrong.code(), "E_DIMENSION", "{wrong}");
+    assert_eq!(elsewhere.stats().documents, 0);
+    assert_eq!(elsewhere.add_embedded(&docs, &vectors.data).unwrap(), 3);
+
+    let options = SearchOptions { k: 3, ..Default::default() };
+    let a = block_on(here.search("a lamp", &options)).unwrap();
+    let b = block_on(elsewhere.search("a lamp", &options)).unwrap();
+    assert_eq!(a[0].id, "d1");
+    assert_eq!(
+        a.iter().map(|r| (&r.id, r.score)).collect::<Vec<_>>(),
+        b.iter().map(|r| (&r.id, r.score)).collect::<Vec<_>>()
+    );
+    assert_eq!(here.index().unwrap().to_bytes(), elsewhere.index().unwrap().to_bytes());
+}

@@ -268,6 +268,16 @@ impl Engine {
         }))
     }
 
+    /// Adds (or replaces) `[{ id, text, metadata? }]` whose vectors were embedded elsewhere
+    /// with this model (`embed(texts, "document")` in a pool's other workers): `vectors`
+    /// holds `docs.length × dim` values. All or nothing; returns the number of documents.
+    #[wasm_bindgen(js_name = addEmbedded)]
+    pub fn add_embedded(&self, docs: JsValue, vectors: Vec<f32>) -> Result<usize, JsValue> {
+        let docs: Vec<NewDocument> =
+            serde_wasm_bindgen::from_value(docs).map_err(|e| invalid(format!("documents: {e}")))?;
+        borrow_mut(&self.state)?.live_mut()?.add_embedded(&docs, &vectors).map_err(engine_error)
+    }
+
     /// Removes documents by id; unknown ids remove nothing and are an error.
     pub fn remove(&self, ids: JsValue) -> Result<usize, JsValue> {
         let ids = strings(&ids, "ids")?;

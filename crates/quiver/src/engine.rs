@@ -5,12 +5,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use quiver_encoder::{CrossEncoder, Embeddings, Encoder, TextKind};
-use quiver_index::{Document, FlatIndex, IndexConfig, Query, SearchMode, SearchOptions};
+use quiver_index::{Document, FlatIndex, IndexConfig, IndexError, Query, SearchMode, SearchOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    check_model, document_text, options_for, rerank, results, BackendReport, CacheStats, EmbedOptions, Embedder,
+    check_model, cut, document_text, options_for, rerank, results, BackendReport, CacheStats, EmbedOptions, Embedder,
     EngineError, GpuScan, Part, QueryCache, Result, SearchResult,
 };
 
@@ -242,12 +242,31 @@ impl Engine {
     /// Embeds (on the model's backend) and adds or replaces documents, all or nothing;
     /// starts an index for the model when there is none. Returns the number of documents.
     pub async fn add(&mut self, docs: &[NewDocument]) -> Result<usize> {
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let options = EmbedOptions { kind: TextKind::Document, ..Default::default() };
+        let vectors = self.embed(&texts, &options).await?;
+        self.add_embedded(docs, &vectors.data)
+    }
+
+    /// [`Engine::add`] for documents embedded elsewhere with this model (`docs.len() ×
+    /// dim` values, as [`Engine::embed`] makes them for documents): how a pool of
+    /// engines splits the embedding and one of them keeps the index. Cut to the index's
+    /// Matryoshka dimensions here.
+    pub fn add_embedded(&mut self, docs: &[NewDocument], vectors: &[f32]) -> Result<usize> {
+        let dim = self.encoder()?.dim();
+        if vectors.len() != docs.len() * dim {
+            return Err(IndexError::DimensionMismatch {
+                op: "add embedded documents",
+                expected: docs.len() * dim,
+                actual: vectors.len(),
+            }
+            .into());
+        }
         if self.index.is_none() {
             self.new_index()?;
         }
         let options = options_for(self.index()?, self.encoder()?, &EmbedOptions::default());
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let vectors = self.embed(&texts, &options).await?;
+        let vectors = cut(Embeddings { dim, data: vectors.to_vec() }, options.dims)?;
         let batch: Vec<Document> = docs
             .iter()
             .zip(vectors.rows())
