@@ -269,6 +269,8 @@ for (const [n, byStrategy] of Object.entries(report.latency)) {
 for (const [what, r] of Object.entries(report.q8_quiver_over_tjs)) {
   if (Number.isFinite(r.batch32)) console.log(`q8_0 Quiver ÷ transformers.js q8 tokens/s, ${what.replaceAll('_', ' ')}: batch 1 ${r.batch1.toFixed(2)}, batch 32 ${r.batch32.toFixed(2)}`);
 }
-console.log(`\nWebGPU, Quiver ÷ transformers.js tokens/s: batch 1 ${report.webgpu_quiver_over_tjs.batch1?.toFixed(2)}, batch 32 ${report.webgpu_quiver_over_tjs.batch32?.toFixed(2)}`);
+if (Number.isFinite(report.webgpu_quiver_over_tjs.batch32)) {
+  console.log(`\nWebGPU, Quiver ÷ transformers.js tokens/s: batch 1 ${report.webgpu_quiver_over_tjs.batch1?.toFixed(2)}, batch 32 ${report.webgpu_quiver_over_tjs.batch32?.toFixed(2)}`);
+}
 for (const a of report.auto) console.log(`auto: ${a.active} (${a.cached ? 'cached' : 'calibrated'}), load ${a.load_ms.toFixed(0)} ms — ${a.reason}`);
 console.log(`\nwasm: ${report.wasm_bytes} bytes, ${report.wasm_gzip_bytes} gzipped`);
