@@ -91,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
         "docs_per_s": texts.len() as f64 / seconds,
         "tokens_per_s": n_tokens as f64 / seconds,
         "threads": threads,
+        "int8_kernels": quiver::encoder::int8_kernels(),
         "batch_size": args.batch_size,
         "model": encoder.id(),
         "versions": { "quiver": env!("CARGO_PKG_VERSION"), "candle-core": "0.11.1" },

@@ -13,8 +13,12 @@ impl Avx2 {
 }
 
 impl Kernels for Avx2 {
+    fn name(&self) -> &'static str {
+        "avx2"
+    }
+
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
-        check_sizes(w, x, out, stride);
+        check_sizes(self, w, x, out, stride);
         // SAFETY: `Avx2` is only handed out after `detect()`; the sizes are checked above.
         unsafe {
             match w.block_type {

@@ -7,6 +7,10 @@
 //! (`d = amax / 127`, `q = round(x / d)`), and sums `d_w · d_x · (integer block dot)` over
 //! the blocks. The kernels, one per instruction set, multiply a tile of weight rows by a
 //! few input rows at once so that every block loaded serves several dot products.
+//!
+//! Each kernel names the [`Layout`] it reads: most take the rows as stored; AVX-VNNI takes
+//! panels of 8 rows interleaved 4 values at a time, so that one `vpdpbusd` adds 4 products
+//! to each of 8 outputs and a block's sums need no horizontal additions.
 
 use std::sync::OnceLock;
 
@@ -18,12 +22,29 @@ use crate::{EncoderError, Result};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx_vnni;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 
 /// Values in a quantization block (along `inputs`).
 pub(crate) const BLOCK: usize = 32;
+/// Weight rows in a panel of the [`Layout::Panels`] layout.
+pub(crate) const PANEL: usize = 8;
+/// Consecutive values of one row side by side in a panel.
+const GROUP: usize = 4;
+
+/// How a kernel wants the weights laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Row after row, each block's values as stored (Q4_0's nibbles packed).
+    Rows,
+    /// Panels of [`PANEL`] rows (the last one padded with zero rows). Per panel and block:
+    /// the values as unsigned bytes `q + 128`, in 8 groups of 32 bytes, group `g` holding
+    /// values `4g..4g + 4` of row 0, then of row 1, …; the panel's 8 scales side by side.
+    Panels,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BlockType {
@@ -47,26 +68,29 @@ impl BlockType {
 /// A `[outputs, inputs]` weight matrix in Q8_0 or Q4_0, laid out for the kernels.
 pub(crate) struct QuantizedWeight {
     block_type: BlockType,
+    layout: Layout,
     outputs: usize,
     /// Blocks in each row: `inputs / 32`.
     blocks: usize,
-    /// `outputs × blocks` scales.
+    /// A scale per row and block, in the layout's order.
     scales: Vec<f32>,
-    /// `outputs × blocks × block_type.bytes()` quantized values.
+    /// The quantized values, in the layout's order.
     quants: Vec<u8>,
 }
 
-/// Some consecutive rows of a [`QuantizedWeight`].
+/// Some consecutive rows of a [`QuantizedWeight`] (whole panels, in [`Layout::Panels`]).
 pub(crate) struct WeightRows<'a> {
     block_type: BlockType,
+    layout: Layout,
     blocks: usize,
+    rows: usize,
     scales: &'a [f32],
     quants: &'a [u8],
 }
 
 impl WeightRows<'_> {
     fn rows(&self) -> usize {
-        self.scales.len() / self.blocks
+        self.rows
     }
 }
 
@@ -74,6 +98,8 @@ impl WeightRows<'_> {
 pub(crate) struct QuantizedRows<'a> {
     blocks: usize,
     scales: &'a [f32],
+    /// Each block's sum of values (what [`Layout::Panels`]' `+ 128` adds, over 128).
+    sums: &'a [i32],
     quants: &'a [i8],
 }
 
@@ -85,16 +111,30 @@ impl QuantizedRows<'_> {
 
 /// The block products of one instruction set.
 pub(crate) trait Kernels: Sync + Send {
+    /// `QUIVER_KERNELS` picks a kernel by this name.
+    fn name(&self) -> &'static str;
+    /// How the weights must be laid out.
+    fn layout(&self) -> Layout {
+        Layout::Rows
+    }
     /// `out[i · stride + j] = x_i · w_j` for every input row `i` and weight row `j`.
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize);
 }
 
-/// Panics unless `w` and `x` are whole blocks of equal length and `out` holds every
-/// product: the bounds the SIMD kernels' unchecked loads rely on.
-fn check_sizes(w: &WeightRows, x: &QuantizedRows, out: &[f32], stride: usize) {
+/// Panics unless `w` and `x` are whole blocks of equal length in the kernel's layout and
+/// `out` holds every product: the bounds the SIMD kernels' unchecked loads rely on.
+fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[f32], stride: usize) {
+    assert_eq!(w.layout, kernels.layout());
     assert_eq!(w.blocks, x.blocks);
-    assert_eq!(w.quants.len(), w.scales.len() * w.block_type.bytes());
+    // Rows the layout stores, and bytes per row and block.
+    let (stored, bytes) = match w.layout {
+        Layout::Rows => (w.rows, w.block_type.bytes()),
+        Layout::Panels => (w.rows.next_multiple_of(PANEL), BLOCK),
+    };
+    assert_eq!(w.scales.len(), stored * w.blocks);
+    assert_eq!(w.quants.len(), stored * w.blocks * bytes);
     assert_eq!(x.quants.len(), x.scales.len() * BLOCK);
+    assert_eq!(x.sums.len(), x.scales.len());
     assert!(w.rows() <= stride && out.len() >= x.rows().saturating_sub(1) * stride + w.rows());
 }
 
@@ -105,22 +145,39 @@ pub(crate) fn available() -> Vec<&'static dyn Kernels> {
     if avx2::Avx2::detect() {
         all.push(&avx2::Avx2);
     }
+    #[cfg(target_arch = "x86_64")]
+    if avx_vnni::AvxVnni::detect() {
+        all.push(&avx_vnni::AvxVnni);
+    }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     all.push(&simd128::Simd128);
     all
 }
 
-fn best() -> &'static dyn Kernels {
+/// The fastest kernels here, or those `QUIVER_KERNELS` names (`scalar`, `avx2`, …): what
+/// a processor without the faster instructions runs, measured on this one.
+pub(crate) fn best() -> &'static dyn Kernels {
     static BEST: OnceLock<&'static dyn Kernels> = OnceLock::new();
-    *BEST.get_or_init(|| *available().last().expect("scalar is always available"))
+    *BEST.get_or_init(|| {
+        let all = available();
+        let wanted = std::env::var("QUIVER_KERNELS").ok();
+        wanted
+            .and_then(|name| all.iter().copied().find(|k| k.name() == name))
+            .unwrap_or_else(|| *all.last().expect("scalar is always available"))
+    })
 }
 
 /// Input rows per parallel task: enough to reuse each weight tile across many rows.
 const ROWS_PER_TASK: usize = 32;
 
 impl QuantizedWeight {
-    /// Repacks a Q8_0 or Q4_0 matrix; `None` for other types.
+    /// Repacks a Q8_0 or Q4_0 matrix for this processor's kernels; `None` for other types.
     pub fn from_qtensor(q: &QTensor) -> Result<Option<Self>> {
+        Self::laid_out(q, best().layout())
+    }
+
+    /// Repacks a Q8_0 or Q4_0 matrix in `layout`; `None` for other types.
+    fn laid_out(q: &QTensor, layout: Layout) -> Result<Option<Self>> {
         let block_type = match q.dtype() {
             GgmlDType::Q8_0 => BlockType::Q8_0,
             GgmlDType::Q4_0 => BlockType::Q4_0,
@@ -147,7 +204,42 @@ impl QuantizedWeight {
         let scales = Tensor::from_raw_buffer(&half_scales, DType::F16, &[count], &Device::Cpu)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
-        Ok(Some(QuantizedWeight { block_type, outputs, blocks: inputs / BLOCK, scales, quants }))
+        let rows =
+            QuantizedWeight { block_type, layout: Layout::Rows, outputs, blocks: inputs / BLOCK, scales, quants };
+        Ok(Some(match layout {
+            Layout::Rows => rows,
+            Layout::Panels => rows.panels(),
+        }))
+    }
+
+    /// Value `k` of block `b` of row `j`, in [`Layout::Rows`].
+    fn value(&self, j: usize, b: usize, k: usize) -> i8 {
+        let block = &self.quants[(j * self.blocks + b) * self.block_type.bytes()..];
+        match self.block_type {
+            BlockType::Q8_0 => block[k] as i8,
+            BlockType::Q4_0 if k < BLOCK / 2 => (block[k] & 0x0F) as i8 - 8,
+            BlockType::Q4_0 => (block[k - BLOCK / 2] >> 4) as i8 - 8,
+        }
+    }
+
+    /// This matrix, in [`Layout::Rows`], repacked in [`Layout::Panels`].
+    fn panels(self) -> Self {
+        let panels = self.outputs.div_ceil(PANEL);
+        let mut scales = vec![0f32; panels * self.blocks * PANEL];
+        // Padding rows are zeros: `0 + 128`.
+        let mut quants = vec![128u8; panels * self.blocks * PANEL * BLOCK];
+        for j in 0..self.outputs {
+            let (panel, row) = (j / PANEL, j % PANEL);
+            for b in 0..self.blocks {
+                let at = (panel * self.blocks + b) * PANEL;
+                scales[at + row] = self.scales[j * self.blocks + b];
+                for k in 0..BLOCK {
+                    let (group, lane) = (k / GROUP, k % GROUP);
+                    quants[(at + group) * BLOCK + row * GROUP + lane] = (self.value(j, b, k) as i16 + 128) as u8;
+                }
+            }
+        }
+        QuantizedWeight { layout: Layout::Panels, scales, quants, ..self }
     }
 
     pub fn inputs(&self) -> usize {
@@ -158,14 +250,22 @@ impl QuantizedWeight {
         self.outputs
     }
 
-    /// Weight rows `start..end`.
+    /// Weight rows `start..end`; in [`Layout::Panels`], `start` begins a panel.
     fn rows(&self, start: usize, end: usize) -> WeightRows<'_> {
-        let bytes = self.blocks * self.block_type.bytes();
+        let (first, last, bytes) = match self.layout {
+            Layout::Rows => (start, end, self.block_type.bytes()),
+            Layout::Panels => {
+                assert_eq!(start % PANEL, 0, "panels are split whole");
+                (start, end.next_multiple_of(PANEL), BLOCK)
+            }
+        };
         WeightRows {
             block_type: self.block_type,
+            layout: self.layout,
             blocks: self.blocks,
-            scales: &self.scales[start * self.blocks..end * self.blocks],
-            quants: &self.quants[start * bytes..end * bytes],
+            rows: end - start,
+            scales: &self.scales[first * self.blocks..last * self.blocks],
+            quants: &self.quants[first * self.blocks * bytes..last * self.blocks * bytes],
         }
     }
 
@@ -178,14 +278,17 @@ impl QuantizedWeight {
             return vec![0.0; rows * outputs];
         }
         let mut x_scales = vec![0f32; rows * self.blocks];
+        let mut x_sums = vec![0i32; rows * self.blocks];
         let mut x_quants = vec![0i8; rows * inputs];
         x.par_chunks(inputs * ROWS_PER_TASK)
             .zip(x_scales.par_chunks_mut(self.blocks * ROWS_PER_TASK))
+            .zip(x_sums.par_chunks_mut(self.blocks * ROWS_PER_TASK))
             .zip(x_quants.par_chunks_mut(inputs * ROWS_PER_TASK))
-            .for_each(|((x, scales), quants)| quantize_rows(x, scales, quants));
+            .for_each(|(((x, scales), sums), quants)| quantize_rows(x, scales, sums, quants));
         let quantized = |start: usize, end: usize| QuantizedRows {
             blocks: self.blocks,
             scales: &x_scales[start * self.blocks..end * self.blocks],
+            sums: &x_sums[start * self.blocks..end * self.blocks],
             quants: &x_quants[start * inputs..end * inputs],
         };
 
@@ -198,9 +301,9 @@ impl QuantizedWeight {
                 kernels.matmul(&self.rows(0, outputs), &x, out, outputs);
             });
         } else {
-            // Few input rows (a single query): split the weight rows instead, in multiples
-            // of 4 to keep the kernels' tiles whole.
-            let per_task = outputs.div_ceil(threads * 2).next_multiple_of(4);
+            // Few input rows (a single query): split the weight rows instead, in whole
+            // panels, which keeps the other kernels' tiles of 4 rows whole too.
+            let per_task = outputs.div_ceil(threads * 2).next_multiple_of(PANEL);
             let x = quantized(0, rows);
             let parts: Vec<(usize, Vec<f32>)> = (0..outputs)
                 .step_by(per_task)
@@ -224,9 +327,12 @@ impl QuantizedWeight {
     }
 }
 
-/// Quantizes rows of `x` as GGML's Q8_0 does, one scale per 32 values, with f32 scales.
-fn quantize_rows(x: &[f32], scales: &mut [f32], quants: &mut [i8]) {
-    for ((block, scale), q) in x.chunks_exact(BLOCK).zip(scales).zip(quants.chunks_exact_mut(BLOCK)) {
+/// Quantizes rows of `x` as GGML's Q8_0 does, one scale per 32 values, with f32 scales;
+/// and sums each block's values.
+fn quantize_rows(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
+    for (((block, scale), sum), q) in
+        x.chunks_exact(BLOCK).zip(scales).zip(sums.iter_mut()).zip(quants.chunks_exact_mut(BLOCK))
+    {
         let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
@@ -236,6 +342,7 @@ fn quantize_rows(x: &[f32], scales: &mut [f32], quants: &mut [i8]) {
             *q = ((v * inverse + 12_582_912.0) - 12_582_912.0) as i8;
         }
         *scale = d;
+        *sum = q.iter().map(|&v| v as i32).sum();
     }
 }
 
@@ -258,7 +365,8 @@ mod tests {
         let rows = x.len() / inputs;
         let mut scales = vec![0f32; rows * inputs / BLOCK];
         let mut quants = vec![0i8; rows * inputs];
-        quantize_rows(x, &mut scales, &mut quants);
+        let mut sums = vec![0; scales.len()];
+        quantize_rows(x, &mut scales, &mut sums, &mut quants);
         let xq: Vec<f64> = quants.iter().enumerate().map(|(i, &q)| q as f64 * scales[i / BLOCK] as f64).collect();
         xq.chunks_exact(inputs)
             .flat_map(|x| w.chunks_exact(inputs).map(move |w| x.iter().zip(w).map(|(a, b)| a * *b as f64).sum::<f64>()))
@@ -276,17 +384,19 @@ mod tests {
                 let weight = QTensor::quantize(&w.unwrap(), dtype).unwrap();
                 let x = random(rows * inputs, &mut seed);
                 let expected = reference(&weight, &x, inputs);
-                let packed = QuantizedWeight::from_qtensor(&weight).unwrap().unwrap();
-                let mut scales = vec![0f32; rows * packed.blocks];
+                let packed = |layout| QuantizedWeight::laid_out(&weight, layout).unwrap().unwrap();
+                let blocks = inputs / BLOCK;
+                let mut scales = vec![0f32; rows * blocks];
+                let mut sums = vec![0i32; rows * blocks];
                 let mut quants = vec![0i8; rows * inputs];
-                quantize_rows(&x, &mut scales, &mut quants);
-                let xq = QuantizedRows { blocks: packed.blocks, scales: &scales, quants: &quants };
+                quantize_rows(&x, &mut scales, &mut sums, &mut quants);
+                let xq = QuantizedRows { blocks, scales: &scales, sums: &sums, quants: &quants };
                 let mut scalar = vec![0f32; rows * outputs];
-                scalar::Scalar.matmul(&packed.rows(0, outputs), &xq, &mut scalar, outputs);
-                for (k, kernels) in available().into_iter().enumerate() {
+                scalar::Scalar.matmul(&packed(Layout::Rows).rows(0, outputs), &xq, &mut scalar, outputs);
+                for kernels in available() {
                     let mut got = vec![f32::NAN; rows * outputs];
-                    kernels.matmul(&packed.rows(0, outputs), &xq, &mut got, outputs);
-                    let what = format!("kernels {k} {dtype:?} {rows}×{inputs} · {outputs}×{inputs}");
+                    kernels.matmul(&packed(kernels.layout()).rows(0, outputs), &xq, &mut got, outputs);
+                    let what = format!("{} {dtype:?} {rows}×{inputs} · {outputs}×{inputs}", kernels.name());
                     for ((g, s), e) in got.iter().zip(&scalar).zip(&expected) {
                         // Relative to the typical output size: outputs near zero are sums of
                         // larger terms.
@@ -296,7 +406,7 @@ mod tests {
                     }
                 }
                 // The threaded product, both ways of splitting, equals the kernel's.
-                let full = packed.matmul(&x);
+                let full = packed(best().layout()).matmul(&x);
                 for (f, s) in full.iter().zip(&scalar) {
                     assert!((f - s).abs() <= 1e-5 * (inputs as f32).sqrt() * 0.1, "matmul {dtype:?}: {f} != {s}");
                 }

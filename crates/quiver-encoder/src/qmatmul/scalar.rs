@@ -1,11 +1,16 @@
 //! Portable kernels: the reference the others are tested against, and the fallback.
 
-use super::{BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
+use super::{check_sizes, BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
 
 pub struct Scalar;
 
 impl Kernels for Scalar {
+    fn name(&self) -> &'static str {
+        "scalar"
+    }
+
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
+        check_sizes(self, w, x, out, stride);
         let bytes = w.block_type.bytes();
         let mut values = [0i8; BLOCK];
         for j in 0..w.rows() {

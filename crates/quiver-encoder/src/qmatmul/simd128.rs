@@ -8,8 +8,12 @@ use super::{check_sizes, BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
 pub struct Simd128;
 
 impl Kernels for Simd128 {
+    fn name(&self) -> &'static str {
+        "simd128"
+    }
+
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
-        check_sizes(w, x, out, stride);
+        check_sizes(self, w, x, out, stride);
         // SAFETY: the sizes the unchecked loads rely on are checked above.
         unsafe {
             match w.block_type {
