@@ -8,7 +8,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 
 use crate::checkpoint::{BertWeights, LinearWeights, Matrix, Norm};
 use crate::config::{Activation, BertConfig};
-use crate::ops::{BiasActivation, BiasResidualNorm, MaskedSoftmax};
+use crate::ops::{Attention, BiasActivation, BiasResidualNorm};
 use crate::qmatmul::QuantizedWeight;
 use crate::{EncoderError, Result};
 
@@ -207,17 +207,10 @@ impl Bert {
             &BiasResidualNorm { bias: &e.zero_bias, gamma: &e.norm.gamma, beta: &e.norm.beta, eps: e.norm.eps },
         )?;
         let mut x = words;
-        let softmax = MaskedSoftmax { lengths, heads, scale: 1.0 / (head_dim as f32).sqrt() };
+        let attention = Attention { lengths, heads, head_dim };
 
         for layer in &self.layers {
-            let qkv =
-                layer.qkv.forward(&x, None)?.reshape((batch, seq, 3, heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
-            let q = qkv.get(0)?.contiguous()?;
-            let k = qkv.get(1)?.contiguous()?;
-            let v = qkv.get(2)?.contiguous()?;
-            let scores = q.matmul(&k.t()?)?;
-            scores.inplace_op1(&softmax)?;
-            let context = scores.matmul(&v)?.transpose(1, 2)?.reshape((batch * seq, h))?;
+            let context = layer.qkv.forward(&x, None)?.apply_op1_no_bwd(&attention)?;
             let attended = layer.attention_output.forward_residual_norm(&context, &x, &layer.attention_norm)?;
             let inner = layer.intermediate.forward(&attended, Some(c.hidden_act))?;
             x = layer.output.forward_residual_norm(&inner, &attended, &layer.output_norm)?;

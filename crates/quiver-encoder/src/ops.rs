@@ -2,7 +2,8 @@
 //! saving the separate passes and allocations that bias add, activation, residual add,
 //! layer norm, masking and softmax would each cost as plain tensor ops.
 
-use candle_core::{bail, CpuStorage, InplaceOp1, InplaceOp2, Layout};
+use candle_core::{bail, CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::config::Activation;
@@ -58,6 +59,28 @@ fn activate(act: Activation, x: f32) -> f32 {
 // The row kernels below use plain index loops, not iterator adapters: adapters compile to
 // separate generic functions that are not inlined into the AVX2 copies, and then run as
 // SSE code.
+
+/// Maximum in eight lanes by compare-and-select, which the compiler turns into vector
+/// maxima (`f32::max`'s NaN rule keeps a running maximum scalar).
+#[inline(always)]
+fn max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let body = values.len() / 8 * 8;
+    for i in (0..body).step_by(8) {
+        for l in 0..8 {
+            let v = values[i + l];
+            lanes[l] = if v > lanes[l] { v } else { lanes[l] };
+        }
+    }
+    let mut top = f32::NEG_INFINITY;
+    for v in lanes {
+        top = if v > top { v } else { top };
+    }
+    for &v in &values[body..] {
+        top = if v > top { v } else { top };
+    }
+    top
+}
 
 /// Sum in eight lanes, a shape the compiler turns into vector adds.
 #[inline(always)]
@@ -140,10 +163,7 @@ fn residual_norm_rows(rows: &mut [f32], residual: &[f32], op: &BiasResidualNorm)
 fn masked_softmax_rows(sequence: &mut [f32], seq: usize, len: usize, scale: f32) {
     for row in sequence.chunks_exact_mut(seq) {
         let (valid, padded) = row.split_at_mut(len);
-        let mut max = f32::NEG_INFINITY;
-        for v in valid.iter() {
-            max = max.max(*v);
-        }
+        let max = max(valid);
         for v in valid.iter_mut() {
             *v = exp((*v - max) * scale);
         }
@@ -166,7 +186,7 @@ macro_rules! dispatch {
                 unsafe fn avx2($($arg: $ty),*) {
                     $kernel($($arg),*)
                 }
-                if has_avx2() {
+                if $crate::ops::has_avx2() {
                     // SAFETY: the processor supports AVX2 and FMA.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -176,8 +196,10 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) use dispatch;
+
 #[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
@@ -241,39 +263,160 @@ impl InplaceOp2 for BiasResidualNorm<'_> {
     }
 }
 
-/// Softmax of `scale · scores` over each row's first `lengths[batch]` keys; padded keys get
-/// probability 0. `scores` is `[batch, heads, seq, seq]`.
-pub struct MaskedSoftmax<'a> {
+/// Self-attention of a right-padded batch, from the fused Q/K/V product: the input is
+/// `[batch · seq, 3 · heads · head_dim]` (Q, K and V side by side, each head's columns in
+/// order), the output `[batch · seq, heads · head_dim]`, softmax(`Q·Kᵀ / √head_dim`)·V per
+/// sequence and head over the sequence's real tokens only.
+///
+/// One (sequence, head) at a time, its scores in a buffer of the thread's that stays in the
+/// cache from the product with K through the softmax to the product with V; a batched
+/// product would write and read back `batch × heads × seq²` scores (100 MB a layer for 32
+/// texts of 256 tokens). The products read Q, K and V where they lie, by strides. Padded
+/// rows come out zero: only row-wise ops read them, and pooling skips them.
+pub struct Attention<'a> {
     pub lengths: &'a [usize],
     pub heads: usize,
-    pub scale: f32,
+    pub head_dim: usize,
 }
 
-impl InplaceOp1 for MaskedSoftmax<'_> {
+/// A pointer the attention's tasks write through, each to its own rows and columns.
+struct Output(*mut f32);
+// SAFETY: the tasks write disjoint elements (their sequence's rows, their head's columns).
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
+impl Output {
+    fn at(&self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+thread_local! {
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `dst = lhs · rhs` for `(m, n, k)`: `m × k` times `k × n`, single-threaded. Each matrix is
+/// its first element and its row stride (and column stride; `dst`'s is 1).
+///
+/// # Safety
+/// Every element the shapes and strides reach must lie in its allocation, and `dst`'s must
+/// not be written by anyone else meanwhile.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_row): (*mut f32, isize),
+    (lhs, lhs_row, lhs_column): (*const f32, isize, isize),
+    (rhs, rhs_row, rhs_column): (*const f32, isize, isize),
+) {
+    let none = Parallelism::None;
+    gemm::gemm(
+        m, n, k, dst, 1, dst_row, false, lhs, lhs_column, lhs_row, rhs, rhs_column, rhs_row, 0.0, 1.0, false, false,
+        false, none,
+    );
+}
+
+impl CustomOp1 for Attention<'_> {
     fn name(&self) -> &'static str {
-        "masked-softmax"
+        "attention"
     }
 
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let dims = layout.dims();
-        let [batch, heads, seq, keys] = dims else { bail!("{}: expected 4 dims, got {dims:?}", self.name()) };
-        if *batch != self.lengths.len() || *heads != self.heads || seq != keys {
-            bail!("{}: shape {dims:?} does not fit {} sequences", self.name(), self.lengths.len());
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (Some((start, end)), CpuStorage::F32(qkv)) = (layout.contiguous_offsets(), storage) else {
+            bail!("{}: input must be contiguous f32", self.name())
+        };
+        let (heads, head_dim, batch) = (self.heads, self.head_dim, self.lengths.len());
+        let h = heads * head_dim;
+        let &[rows, width] = layout.dims() else { bail!("{}: expected 2 dims, got {:?}", self.name(), layout.dims()) };
+        if width != 3 * h || batch == 0 || rows % batch != 0 || self.lengths.iter().any(|&l| l > rows / batch) {
+            bail!(
+                "{}: {:?} does not hold {batch} sequences of {heads} heads of {head_dim}",
+                self.name(),
+                layout.dims()
+            );
         }
-        let seq = *seq;
-        let x = contiguous(storage, layout, self.name())?;
-        // One task per (sequence, head): enough parallelism for a single long text too.
-        let lengths = self.lengths;
-        x.par_chunks_mut(seq * seq)
-            .enumerate()
-            .for_each(|(i, block)| masked_softmax(block, seq, lengths[i / self.heads], self.scale));
-        Ok(())
+        let seq = rows / batch;
+        let qkv = &qkv[start..end];
+        let mut out = vec![0f32; rows * h];
+        let output = Output(out.as_mut_ptr());
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let (row, stride) = (3 * h as isize, h as isize);
+        (0..batch * heads).into_par_iter().for_each(|task| {
+            let (b, head) = (task / heads, task % heads);
+            let len = self.lengths[b];
+            let q = &qkv[b * seq * 3 * h + head * head_dim..];
+            let (k, v) = (&q[h..], &q[2 * h..]);
+            SCORES.with_borrow_mut(|scores| {
+                scores.resize(len * len, 0.0);
+                // SAFETY: every index the strides reach lies in the sequence's rows of `qkv`
+                // (checked above) or in `scores`; `output` is written only at this task's
+                // rows of `b` and columns of `head`.
+                unsafe {
+                    product(
+                        (len, len, head_dim),
+                        (scores.as_mut_ptr(), len as isize),
+                        (q.as_ptr(), row, 1),
+                        (k.as_ptr(), 1, row),
+                    );
+                    masked_softmax(scores, len, len, scale);
+                    let context = output.at(b * seq * h + head * head_dim);
+                    product(
+                        (len, head_dim, len),
+                        (context, stride),
+                        (scores.as_ptr(), len as isize, 1),
+                        (v.as_ptr(), row, 1),
+                    );
+                }
+            });
+        });
+        Ok((CpuStorage::F32(out), Shape::from((rows, h))))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use candle_core::{Device, Tensor};
+
     use super::*;
+
+    /// The fused attention against its definition, on a padded batch.
+    #[test]
+    fn attention_matches_the_definition() {
+        let (heads, head_dim, seq, lengths) = (3, 4, 5, [5, 2]);
+        let (h, rows) = (heads * head_dim, lengths.len() * seq);
+        let mut seed = 3u64;
+        let qkv: Vec<f32> = (0..rows * 3 * h)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        let input = Tensor::from_vec(qkv.clone(), (rows, 3 * h), &Device::Cpu).unwrap();
+        let out = input.apply_op1_no_bwd(&Attention { lengths: &lengths, heads, head_dim }).unwrap();
+        assert_eq!(out.dims(), [rows, h]);
+        let out: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+        let at = |b: usize, t: usize, part: usize, head: usize, d: usize| {
+            qkv[(b * seq + t) * 3 * h + part * h + head * head_dim + d] as f64
+        };
+        for (b, &len) in lengths.iter().enumerate() {
+            for head in 0..heads {
+                for t in 0..seq {
+                    let got = &out[(b * seq + t) * h + head * head_dim..][..head_dim];
+                    if t >= len {
+                        assert!(got.iter().all(|&v| v == 0.0), "padded row {b}/{t}: {got:?}");
+                        continue;
+                    }
+                    let scores: Vec<f64> = (0..len)
+                        .map(|u| (0..head_dim).map(|d| at(b, t, 0, head, d) * at(b, u, 1, head, d)).sum::<f64>())
+                        .map(|s| (s / (head_dim as f64).sqrt()).exp())
+                        .collect();
+                    let total: f64 = scores.iter().sum();
+                    for (d, &g) in got.iter().enumerate() {
+                        let want: f64 = (0..len).map(|u| scores[u] / total * at(b, u, 2, head, d)).sum();
+                        assert!((g as f64 - want).abs() < 1e-5, "sequence {b} token {t} head {head}: {g} != {want}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn exp_is_accurate() {

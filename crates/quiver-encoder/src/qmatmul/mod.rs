@@ -329,22 +329,46 @@ impl QuantizedWeight {
 
 /// Quantizes rows of `x` as GGML's Q8_0 does, one scale per 32 values, with f32 scales;
 /// and sums each block's values.
-fn quantize_rows(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
-    for (((block, scale), sum), q) in
-        x.chunks_exact(BLOCK).zip(scales).zip(sums.iter_mut()).zip(quants.chunks_exact_mut(BLOCK))
-    {
-        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+#[inline(always)]
+// `max` then `min`, not `clamp`: they map a NaN into range, which the unchecked cast needs.
+#[allow(clippy::manual_clamp)]
+fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
+    // Plain index loops over 8 lanes: the shape that compiles to vector code in the AVX2
+    // copy (see `dispatch!`).
+    for b in 0..scales.len() {
+        let block = &x[b * BLOCK..(b + 1) * BLOCK];
+        let mut lanes = [0f32; 8];
+        for i in (0..BLOCK).step_by(8) {
+            for l in 0..8 {
+                let a = block[i + l].abs();
+                lanes[l] = if a > lanes[l] { a } else { lanes[l] };
+            }
+        }
+        let mut amax = 0f32;
+        for a in lanes {
+            amax = if a > amax { a } else { amax };
+        }
         let d = amax / 127.0;
         let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
-        for (q, v) in q.iter_mut().zip(block) {
-            // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer (|v / d| ≤ 127)
-            // in a form every instruction set vectorises, unlike `round()`.
-            *q = ((v * inverse + 12_582_912.0) - 12_582_912.0) as i8;
+        let q = &mut quants[b * BLOCK..(b + 1) * BLOCK];
+        let mut sum = [0i32; 8];
+        for i in (0..BLOCK).step_by(8) {
+            for l in 0..8 {
+                // Clamped (a NaN too) into ±127; adding and subtracting 1.5 · 2^23 then rounds
+                // to the nearest integer in a form every instruction set vectorises.
+                let r = (block[i + l] * inverse).max(-127.0).min(127.0);
+                // SAFETY: `r` is an integer in [-127, 127].
+                let v: i32 = unsafe { ((r + 12_582_912.0) - 12_582_912.0).to_int_unchecked() };
+                q[i + l] = v as i8;
+                sum[l] += v;
+            }
         }
-        *scale = d;
-        *sum = q.iter().map(|&v| v as i32).sum();
+        scales[b] = d;
+        sums[b] = sum.iter().sum();
     }
 }
+
+crate::ops::dispatch!(quantize_rows => quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]));
 
 #[cfg(test)]
 mod tests {
