@@ -138,6 +138,8 @@ export interface Stats {
   backend: BackendReport | null;
   /** The latest `embed` or `add`: texts, milliseconds, backend (only from `stats()`). */
   lastEmbedding?: { texts: number; ms: number; backend: 'gpu' | 'cpu'; workers?: number } | null;
+  /** The first worker's WebAssembly memory, which only grows: its engine's peak heap (only from `stats()`). */
+  wasmMemoryBytes?: number;
   /** How many workers embed, and why (only from `stats()`). */
   threads?: ThreadsReport;
   /** Whether the index is on the GPU (uploaded by the first search that runs there). */

@@ -8,6 +8,7 @@ let engine = null;
 /** The latest embedding call: how many texts, on which backend, how long. */
 let lastEmbedding = null;
 let persistName = null;
+/** Resolves to the WebAssembly module's exports once it is instantiated. */
 let ready = null;
 
 function fail(code, message) {
@@ -39,18 +40,30 @@ async function fetchBytes(url, { optional = false, useCache = true, progress }) 
   const wire = encoded ? Number(response.headers.get('content-length')) || 0 : 0;
   const total = Number(response.headers.get('x-decoded-length')) || (encoded ? 0 : Number(response.headers.get('content-length')) || 0);
   const reader = response.body.getReader();
+  // With a known length the chunks go straight into one buffer, never a second copy of
+  // the whole file; otherwise (or when more arrives than announced) they are joined.
+  let buffer = total ? new Uint8Array(total) : null;
   const chunks = [];
   let loaded = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    chunks.push(value);
+    if (buffer && loaded + value.length <= buffer.length) {
+      buffer.set(value, loaded);
+    } else {
+      if (buffer) chunks.push(buffer.subarray(0, loaded));
+      buffer = null;
+      chunks.push(value);
+    }
     loaded += value.length;
     progress({ file: url, loaded, total, cached, ...(wire ? { wire } : {}) });
   }
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  let bytes = buffer && (loaded === buffer.length ? buffer : buffer.slice(0, loaded));
+  if (!bytes) {
+    bytes = new Uint8Array(loaded);
+    let at = 0;
+    for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  }
   if (cache && !cached) {
     // Stored decoded: the cached copy's headers must describe these bytes, not the wire's.
     const headers = new Headers(response.headers);
@@ -201,7 +214,8 @@ const handlers = {
     return n;
   },
   async remove({ ids }) { const n = engine.remove(ids); await persist(); return n; },
-  stats: () => ({ ...engine.stats(), lastEmbedding }),
+  // WebAssembly memory only grows: its size is the high-water mark of the engine's heap.
+  stats: async () => ({ ...engine.stats(), lastEmbedding, wasmMemoryBytes: (await ready).memory.buffer.byteLength }),
   indexBytes: () => engine.indexBytes(),
   dispose() { engine?.dispose(); engine?.free(); engine = null; return true; },
   async clearCache() {

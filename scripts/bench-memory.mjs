@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// Peak memory of a page running Quiver with the multilingual model (multilingual-e5-small,
-// 4-bit) and a 10,000-document index loaded, searched 20 times: the resident memory of
-// Chromium's renderer processes (the page and its worker live there), sampled every 100 ms.
-// Compares with all-MiniLM-L6-v2 f32 and q8_0 on the same index size.
+// Memory of a page running Quiver, next to transformers.js (from the peers harness,
+// ../shared/peers/setup.sh) doing the same work, in one run. Each scenario runs in a fresh
+// headless Chromium; the resident memory of its renderer processes (the page and its
+// workers live there) is sampled every 100 ms. A blank page already takes hundreds of MB
+// there, so each scenario is reported as its peak's increment over a blank page's peak
+// measured first in the same run, and again after `dispose()` (Quiver) where it applies.
+//   work: load the model, embed 256 short texts in batches of 32, then 20 queries (searches
+//   of the index where there is one, embeddings for transformers.js);
+//   scenarios: Quiver all-MiniLM-L6-v2 q8_0 without an index and with 10,000 documents,
+//   f32 with 10,000, multilingual-e5-small (4-bit) with 10,000; transformers.js q8.
 // Writes artifacts/bench-memory.json. Run after scripts/setup.sh.
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -14,12 +20,16 @@ import { serve } from '../web/serve.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const QUIVER = join(ROOT, 'target/release/quiver');
+const PEERS = process.env.PEERS_CACHE ?? join(homedir(), '.cache/quiver-peers');
 const N = 10_000;
+// ONLY=regex runs the scenarios whose names match (the blank page always runs).
+const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 
-/** A 10k-document index of random unit vectors stamped with `model`'s identity. */
+/** The URL of a 10k-document index of random unit vectors stamped with `model`'s identity. */
 function indexFor(model) {
-  const file = join(ROOT, `data/bench-memory-${model}.qvr`);
-  if (existsSync(file)) return file;
+  const url = `/data/bench-memory-${model}.qvr`;
+  const file = join(ROOT, url);
+  if (existsSync(file)) return url;
   const dim = 384;
   const data = new Float32Array(N * dim);
   let seed = 7;
@@ -31,7 +41,7 @@ function indexFor(model) {
   const npy = join(mkdtempSync(join(tmpdir(), 'quiver-mem-')), 'v.npy');
   writeFileSync(npy, Buffer.concat([pre, h, Buffer.from(data.buffer)]));
   execFileSync(QUIVER, ['index', '--vectors', npy, '--model', join(ROOT, 'models', model), '--output', file], { stdio: 'ignore' });
-  return file;
+  return url;
 }
 
 function rendererRss(profile) {
@@ -40,11 +50,60 @@ function rendererRss(profile) {
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]) * 1024, 0);
 }
 
-const server = await serve({ port: 0 });
+const corpus = join(PEERS, 'corpus/short.jsonl');
+const texts = existsSync(corpus)
+  ? readFileSync(corpus, 'utf8').split('\n').filter(Boolean).slice(0, 256).map((l) => JSON.parse(l).text)
+  : Array.from({ length: 256 }, (_, i) => `product number ${i}: a short description of something to buy`);
+const tjsDir = join(PEERS, 'node/node_modules/@huggingface/transformers/dist');
+const haveTjs = existsSync(join(tjsDir, 'transformers.js'));
+const mounts = haveTjs ? {
+  'peer/tjs/': tjsDir,
+  'peer/ort/': join(PEERS, 'node/node_modules/onnxruntime-web/dist'),
+  'peer/models/': join(PEERS, 'models'),
+} : {};
+
+// Each runs in the page: `work` loads, embeds and queries, then leaves the engine on
+// `window.engine`; `dispose` frees it.
+const quiver = async ({ model, index, texts }) => {
+  const { Quiver } = await import('/pkg/index.js');
+  const started = performance.now();
+  const q = await Quiver.load({ model, index, cache: false, backend: 'cpu' });
+  const loadMs = performance.now() - started;
+  for (let i = 0; i < texts.length; i += 32) await q.embed(texts.slice(i, i + 32));
+  for (let i = 0; i < 20; i++) await q.search(`Suchanfrage Nummer ${i}: Gläser für Rotwein`, { k: 10 });
+  window.engine = q;
+  window.dispose = () => { q.dispose(); window.engine = null; };
+  return { loadMs, wasmMemoryBytes: (await q.stats()).wasmMemoryBytes };
+};
+const tjs = async ({ texts }) => {
+  const { pipeline, env } = await import('/peer/tjs/transformers.js');
+  env.allowRemoteModels = false;
+  env.allowLocalModels = true;
+  env.localModelPath = '/peer/models/';
+  env.backends.onnx.wasm.wasmPaths = '/peer/ort/';
+  const started = performance.now();
+  const extractor = await pipeline('feature-extraction', 'all-MiniLM-L6-v2', { dtype: 'q8', device: 'wasm' });
+  const loadMs = performance.now() - started;
+  for (let i = 0; i < texts.length; i += 32) await extractor(texts.slice(i, i + 32), { pooling: 'mean', normalize: true });
+  for (let i = 0; i < 20; i++) await extractor([`Suchanfrage Nummer ${i}: Gläser für Rotwein`], { pooling: 'mean', normalize: true });
+  window.engine = extractor;
+  window.dispose = async () => { await extractor.dispose(); window.engine = null; };
+  return { loadMs };
+};
+
+const scenarios = {
+  'quiver MiniLM q8_0': { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2-q8_0/' } },
+  'transformers.js MiniLM q8': { run: tjs, arg: {}, peer: true },
+  [`quiver MiniLM q8_0 + ${N} documents`]: { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2-q8_0/', index: () => indexFor('all-MiniLM-L6-v2-q8_0') } },
+  [`quiver MiniLM f32 + ${N} documents`]: { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2/', index: () => indexFor('all-MiniLM-L6-v2') } },
+  [`quiver multilingual-e5-small 4-bit + ${N} documents`]: { run: quiver, arg: { model: '/models/multilingual-e5-small/', index: () => indexFor('multilingual-e5-small') } },
+};
+
+const server = await serve({ port: 0, mounts });
 const base = `http://127.0.0.1:${server.address().port}`;
-const report = { documents: N, models: {} };
-for (const model of ['multilingual-e5-small', 'all-MiniLM-L6-v2', 'all-MiniLM-L6-v2-q8_0']) {
-  const index = indexFor(model);
+
+/** Peak renderer memory while `run(arg)` works, and after `dispose()`, in bytes. */
+async function measure(run, arg) {
   const profile = mkdtempSync(join(tmpdir(), 'quiver-mem-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -55,22 +114,45 @@ for (const model of ['multilingual-e5-small', 'all-MiniLM-L6-v2', 'all-MiniLM-L6
   await page.goto(`${base}/web/blank.html`);
   let peak = rendererRss(profile);
   const sampler = setInterval(() => { peak = Math.max(peak, rendererRss(profile)); }, 100);
-  const loadMs = await page.evaluate(async ({ model, index }) => {
-    const { Quiver } = await import('/pkg/index.js');
-    const started = performance.now();
-    const q = await Quiver.load({ model, index, cache: false });
-    const ms = performance.now() - started;
-    for (let i = 0; i < 20; i++) await q.search(`Suchanfrage Nummer ${i}: Gläser für Rotwein`, { k: 10 });
-    window.quiver = q;
-    return ms;
-  }, { model: `/models/${model}/`, index: `/data/${index.split('/').pop()}` });
+  const result = run ? await page.evaluate(run, { ...arg, texts }) : (await new Promise((r) => setTimeout(r, 3000)), {});
   await new Promise((r) => setTimeout(r, 300));
   clearInterval(sampler);
-  report.models[model] = { peak_renderer_rss_mb: peak / 1e6, load_ms: loadMs };
+  let afterDispose = null;
+  if (run) {
+    await page.evaluate(() => window.dispose());
+    await new Promise((r) => setTimeout(r, 1500));
+    afterDispose = rendererRss(profile);
+  }
   await context.close();
+  return { peak, afterDispose, ...result };
+}
+
+const blank = await measure(null);
+const mb = (bytes) => bytes / 1e6;
+const report = { documents: N, texts: texts.length, blank_peak_mb: mb(blank.peak), scenarios: {} };
+for (const [name, s] of Object.entries(scenarios)) {
+  if ((s.peer && !haveTjs) || (ONLY && !ONLY.test(name))) continue;
+  const arg = Object.fromEntries(Object.entries(s.arg).map(([k, v]) => [k, typeof v === 'function' ? v() : v]));
+  const r = await measure(s.run, arg);
+  report.scenarios[name] = {
+    increment_mb: mb(r.peak - blank.peak),
+    peak_renderer_rss_mb: mb(r.peak),
+    after_dispose_increment_mb: r.afterDispose === null ? null : mb(r.afterDispose - blank.peak),
+    load_ms: r.loadMs,
+    ...(r.wasmMemoryBytes ? { wasm_memory_mb: mb(r.wasmMemoryBytes) } : {}),
+  };
 }
 server.close();
+const q8 = report.scenarios['quiver MiniLM q8_0']?.increment_mb;
+const tjsQ8 = report.scenarios['transformers.js MiniLM q8']?.increment_mb;
+report.quiver_over_tjs_q8 = q8 / tjsQ8;
 mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
 writeFileSync(join(ROOT, 'artifacts/bench-memory.json'), JSON.stringify(report, null, 2));
-console.log(`peak renderer memory (RSS), model + ${N} documents, 20 searches`);
-for (const [m, r] of Object.entries(report.models)) console.log(`${m.padEnd(24)} ${r.peak_renderer_rss_mb.toFixed(0)} MB   load ${r.load_ms.toFixed(0)} ms`);
+
+console.log(`renderer memory (RSS) over a blank page's ${report.blank_peak_mb.toFixed(0)} MB: load, ${texts.length} texts embedded at batch 32, 20 queries`);
+console.log('| scenario | peak increment MB | of which wasm memory MB | after dispose MB | load ms |');
+console.log('|---|---:|---:|---:|---:|');
+for (const [name, r] of Object.entries(report.scenarios)) {
+  console.log(`| ${name} | ${r.increment_mb.toFixed(0)} | ${r.wasm_memory_mb?.toFixed(0) ?? '–'} | ${r.after_dispose_increment_mb?.toFixed(0) ?? '–'} | ${r.load_ms.toFixed(0)} |`);
+}
+if (Number.isFinite(report.quiver_over_tjs_q8)) console.log(`\nQuiver q8_0 ÷ transformers.js q8, peak increment: ${report.quiver_over_tjs_q8.toFixed(2)}`);

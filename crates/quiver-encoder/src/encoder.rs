@@ -129,7 +129,12 @@ impl Encoder {
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, sentence.max_seq_length)?;
         let checkpoint = Checkpoint::from_files(files)?;
         checkpoint.check_vocabulary(tokenizer.vocab_size(), &bert_config)?;
-        let bert = Bert::new(&bert_config, BertWeights::load(&bert_config, &checkpoint)?)?;
+        let weights = BertWeights::load(&bert_config, &checkpoint)?;
+        // The weights hold what they took from the checkpoint; without its other references
+        // each matrix is freed as `Bert::new` repacks it, which keeps the peak (and wasm's
+        // memory, which never shrinks) near one copy of the weights.
+        drop(checkpoint);
+        let bert = Bert::new(&bert_config, weights)?;
         Ok(Encoder {
             bert,
             tokenizer,

@@ -4,8 +4,10 @@ use tokenizers::{PostProcessor, Tokenizer, TruncationParams, TruncationStrategy}
 
 use crate::{EncoderError, Result};
 
+/// One tokenizer, which truncates and frames itself: a second copy configured to truncate
+/// would double the largest item in memory (XLM-R's 250k-piece vocabulary takes ~250 MB
+/// parsed).
 pub struct TextTokenizer {
-    truncating: Tokenizer,
     whole: Tokenizer,
     max_len: usize,
     /// Ids the post-processor puts before and after a single sequence (`[CLS]`/`[SEP]`).
@@ -24,10 +26,6 @@ impl TextTokenizer {
         let mut whole = Tokenizer::from_bytes(json).map_err(tokenizer_error("could not be loaded"))?;
         whole.with_padding(None);
         whole.with_truncation(None).map_err(tokenizer_error("set truncation"))?;
-        let mut truncating = whole.clone();
-        truncating
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(tokenizer_error("set truncation"))?;
         let empty = whole.encode("", true).map_err(tokenizer_error("encode"))?;
         let specials = empty.get_ids();
         let bare = whole.encode("", false).map_err(tokenizer_error("encode"))?.get_ids().len();
@@ -43,7 +41,7 @@ impl TextTokenizer {
                 what: format!("max sequence length {max_len} leaves no room for text"),
             });
         }
-        Ok(TextTokenizer { truncating, whole, max_len, before, after })
+        Ok(TextTokenizer { whole, max_len, before, after })
     }
 
     pub fn max_len(&self) -> usize {
@@ -54,9 +52,13 @@ impl TextTokenizer {
         self.whole.get_vocab_size(true)
     }
 
-    /// Ids with special tokens, truncated to the model's limit.
+    /// Ids with special tokens, the text's truncated to the model's limit (what the
+    /// tokenizer's own right truncation gives).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(self.truncating.encode(text, true).map_err(tokenizer_error("encode"))?.get_ids().to_vec())
+        let room = self.max_len - self.before.len() - self.after.len();
+        let ids = self.whole.encode(text, false).map_err(tokenizer_error("encode"))?;
+        let ids = ids.get_ids();
+        Ok([&self.before[..], &ids[..ids.len().min(room)], &self.after[..]].concat())
     }
 
     /// Ids of windows of at most `window` text tokens, `overlap` tokens shared by
