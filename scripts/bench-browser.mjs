@@ -7,7 +7,8 @@
 //   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus, on a
 //   page that is not cross-origin isolated and on one that is (COOP/COEP): Quiver with one
 //   worker and with a pool of THREADS workers (default 2), transformers.js with its one
-//   thread and, isolated, with THREADS onnxruntime-web threads;
+//   thread and, isolated, with THREADS onnxruntime-web threads; and 64 long texts (~255
+//   tokens) at batch 32;
 //   WebGPU: Quiver's GPU backend next to transformers.js `device: 'webgpu'` on the same
 //   adapter (headless Chromium's is SwiftShader, software: fewer texts and one run; only
 //   the ratio between the two says anything), and Quiver's `auto` calibration;
@@ -59,6 +60,9 @@ function tokenCount(some, name) {
   return JSON.parse(readFileSync(join(tmp, `${name}.json`))).n_tokens;
 }
 const tokens32 = tokenCount(texts.slice(0, 32), 'c32');
+// Long texts (~255 tokens after truncation): 64 of the harness's long corpus, in batches of 32.
+const longTexts = readFileSync(join(PEERS, 'corpus/long.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 64).map((l) => JSON.parse(l).text);
+const tokensLong = tokenCount(longTexts, 'long');
 // Software WebGPU is slow: the GPU engines embed 8 texts one by one and 64 in batches of 32.
 const GPU_TEXTS = { batch1: 8, batch32: 64 };
 const gpuTokens = { batch1: tokenCount(texts.slice(0, GPU_TEXTS.batch1), 'g1'), batch32: tokenCount(texts.slice(0, GPU_TEXTS.batch32), 'g32') };
@@ -150,18 +154,22 @@ async function measure(name, engine) {
       series.push(await page.evaluate(() => performance.now()));
       if (series === warm && run === runs - 1) {
         // Throughput on the last warm page: batch 1 over 32 texts, batch 32 over 256.
-        const result = await page.evaluate(async ({ texts, sample }) => {
+        const result = await page.evaluate(async ({ texts, sample, longTexts }) => {
           const t1 = performance.now();
           for (const t of texts.slice(0, sample.batch1)) await window.engine([t]);
           const batch1 = performance.now() - t1;
           await window.engine(texts.slice(0, 32));
           const t2 = performance.now();
           for (let i = 0; i < sample.batch32; i += 32) await window.engine(texts.slice(i, i + 32));
-          return { batch1, batch32: performance.now() - t2, backend: window.backend, threads: window.threads };
-        }, { texts, sample });
+          const batch32 = performance.now() - t2;
+          const t3 = performance.now();
+          for (let i = 0; i < longTexts.length; i += 32) await window.engine(longTexts.slice(i, i + 32));
+          return { batch1, batch32, long: performance.now() - t3, backend: window.backend, threads: window.threads };
+        }, { texts, sample, longTexts: engine.gpu ? [] : longTexts });
         report.engines[name] = {
           tokens_per_s_batch1: tokens.batch1 / (result.batch1 / 1000),
           tokens_per_s_batch32: tokens.batch32 / (result.batch32 / 1000),
+          ...(engine.gpu ? {} : { tokens_per_s_long_batch32: tokensLong / (result.long / 1000) }),
           ...(result.backend ? { backend: result.backend } : {}),
           ...(result.threads ? { threads: result.threads } : {}),
         };
@@ -187,6 +195,7 @@ report.webgpu_quiver_over_tjs = { batch1: gpuRatio('tokens_per_s_batch1'), batch
 const tjsRatio = (quiver, tjs) => ({
   batch1: report.engines[quiver]?.tokens_per_s_batch1 / report.engines[tjs]?.tokens_per_s_batch1,
   batch32: report.engines[quiver]?.tokens_per_s_batch32 / report.engines[tjs]?.tokens_per_s_batch32,
+  long_batch32: report.engines[quiver]?.tokens_per_s_long_batch32 / report.engines[tjs]?.tokens_per_s_long_batch32,
 });
 report.q8_quiver_over_tjs = {
   not_isolated_one_worker: tjsRatio('quiver q8_0', 'transformers.js q8'),
@@ -255,11 +264,11 @@ mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
 writeFileSync(join(ROOT, 'artifacts/bench-browser.json'), JSON.stringify(report, null, 2));
 
 console.log(`Chromium ${report.chromium}, median of ${RUNS}`);
-console.log('| engine | model MB | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 |');
-console.log('|---|---:|---:|---:|---:|---:|');
+console.log('| engine | model MB | cold start ms | warm start ms | tokens/s batch 1 | tokens/s batch 32 | long texts, batch 32 |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
 for (const [name, e] of Object.entries(report.engines)) {
   if (e.error) { console.log(`| ${name} | failed: ${e.error} |||||`); continue; }
-  console.log(`| ${name} | ${(e.model_bytes / 1e6).toFixed(1)} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} |`);
+  console.log(`| ${name} | ${(e.model_bytes / 1e6).toFixed(1)} | ${e.cold_start_ms.toFixed(0)} | ${e.warm_start_ms.toFixed(0)} | ${e.tokens_per_s_batch1.toFixed(0)} | ${e.tokens_per_s_batch32.toFixed(0)} | ${e.tokens_per_s_long_batch32?.toFixed(0) ?? '–'} |`);
 }
 console.log('\n| documents | strategy | p50 ms | p95 ms |  (text query: embed + search)');
 console.log('|---:|---|---:|---:|');
@@ -267,7 +276,7 @@ for (const [n, byStrategy] of Object.entries(report.latency)) {
   for (const [s, l] of Object.entries(byStrategy)) console.log(`| ${n} | ${s} | ${l.p50_ms.toFixed(1)} | ${l.p95_ms.toFixed(1)} |`);
 }
 for (const [what, r] of Object.entries(report.q8_quiver_over_tjs)) {
-  if (Number.isFinite(r.batch32)) console.log(`q8_0 Quiver ÷ transformers.js q8 tokens/s, ${what.replaceAll('_', ' ')}: batch 1 ${r.batch1.toFixed(2)}, batch 32 ${r.batch32.toFixed(2)}`);
+  if (Number.isFinite(r.batch32)) console.log(`q8_0 Quiver ÷ transformers.js q8 tokens/s, ${what.replaceAll('_', ' ')}: batch 1 ${r.batch1.toFixed(2)}, batch 32 ${r.batch32.toFixed(2)}, long texts batch 32 ${r.long_batch32.toFixed(2)}`);
 }
 if (Number.isFinite(report.webgpu_quiver_over_tjs.batch32)) {
   console.log(`\nWebGPU, Quiver ÷ transformers.js tokens/s: batch 1 ${report.webgpu_quiver_over_tjs.batch1?.toFixed(2)}, batch 32 ${report.webgpu_quiver_over_tjs.batch32?.toFixed(2)}`);
