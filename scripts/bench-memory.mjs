@@ -7,7 +7,8 @@
 // measured first in the same run, and again after `dispose()` (Quiver) where it applies.
 //   work: load the model, embed 256 short texts in batches of 32, then 20 queries (searches
 //   of the index where there is one, embeddings for transformers.js);
-//   scenarios: Quiver all-MiniLM-L6-v2 q8_0 without an index and with 10,000 documents,
+//   scenarios: Quiver all-MiniLM-L6-v2 q8_0 without an index (one worker, and a pool of
+//   two) and with 10,000 documents,
 //   f32 with 10,000, multilingual-e5-small (4-bit) with 10,000; transformers.js q8.
 // Writes artifacts/bench-memory.json. Run after scripts/setup.sh.
 import { execFileSync, execSync } from 'node:child_process';
@@ -64,10 +65,12 @@ const mounts = haveTjs ? {
 
 // Each runs in the page: `work` loads, embeds and queries, then leaves the engine on
 // `window.engine`; `dispose` frees it.
-const quiver = async ({ model, index, texts }) => {
+const quiver = async ({ model, index, threads = 1, texts }) => {
   const { Quiver } = await import('/pkg/index.js');
   const started = performance.now();
-  const q = await Quiver.load({ model, index, cache: false, backend: 'cpu' });
+  // A pool's workers read the model from the Cache API the first one fills.
+  const q = await Quiver.load({ model, index, cache: threads > 1, backend: 'cpu', threads });
+  await q.stats();
   const loadMs = performance.now() - started;
   for (let i = 0; i < texts.length; i += 32) await q.embed(texts.slice(i, i + 32));
   for (let i = 0; i < 20; i++) await q.search(`Suchanfrage Nummer ${i}: Gläser für Rotwein`, { k: 10 });
@@ -94,6 +97,7 @@ const tjs = async ({ texts }) => {
 const scenarios = {
   'quiver MiniLM q8_0': { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2-q8_0/' } },
   'transformers.js MiniLM q8': { run: tjs, arg: {}, peer: true },
+  'quiver MiniLM q8_0, pool of 2 workers': { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2-q8_0/', threads: 2 } },
   [`quiver MiniLM q8_0 + ${N} documents`]: { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2-q8_0/', index: () => indexFor('all-MiniLM-L6-v2-q8_0') } },
   [`quiver MiniLM f32 + ${N} documents`]: { run: quiver, arg: { model: '/models/all-MiniLM-L6-v2/', index: () => indexFor('all-MiniLM-L6-v2') } },
   [`quiver multilingual-e5-small 4-bit + ${N} documents`]: { run: quiver, arg: { model: '/models/multilingual-e5-small/', index: () => indexFor('multilingual-e5-small') } },
