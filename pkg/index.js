@@ -125,7 +125,12 @@ export class Quiver {
       storeDecisions(decisions);
       quiver.info = info;
       // After the first worker: the others find the model files in the cache.
-      quiver.#helpers = quiver.#startPool(threads, info, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm });
+      quiver.#helpers = quiver.#startPool(threads, info, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm })
+        .catch((e) => {
+          // A worker that cannot even be created leaves the first one working alone.
+          quiver.#threads = { mode: 'single', workers: 1, requested: threads, isolated: globalThis.crossOriginIsolated === true, reason: `the pool could not start: ${e?.message ?? e}` };
+          return [];
+        });
     } catch (e) {
       quiver.dispose();
       throw e;
