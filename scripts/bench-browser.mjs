@@ -17,16 +17,12 @@
 // Writes artifacts/bench-browser.json and prints a table. Ratios matter, not absolutes.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../web/serve.mjs';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PEERS = process.env.PEERS_CACHE ?? join(homedir(), '.cache/quiver-peers');
-const QUIVER = join(ROOT, 'target/release/quiver');
+import { PEERS, QUIVER, ROOT, corpus, haveTjs, peerMounts as mounts, randomIndex } from './bench-common.mjs';
 const RUNS = Number(process.env.RUNS ?? 5);
 const THREADS = Number(process.env.THREADS ?? 2);
 // ONLY=regex runs the engines whose names match, and skips the auto and latency sections.
@@ -34,23 +30,10 @@ const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
-const tjsDir = join(PEERS, 'node/node_modules/@huggingface/transformers/dist');
-const haveTjs = existsSync(join(tjsDir, 'transformers.js'));
-const mounts = haveTjs ? {
-  'peer/tjs/': tjsDir,
-  'peer/ort/': join(PEERS, 'node/node_modules/onnxruntime-web/dist'),
-  'peer/models/': join(PEERS, 'models'),
-} : {};
-
 // Texts and their token counts (Quiver's tokenizer, the same as sentence-transformers').
-const corpusFile = join(PEERS, 'corpus/short.jsonl');
-const texts = readFileSync(corpusFile, 'utf8').split('\n').filter(Boolean).slice(0, 256).map((l) => JSON.parse(l).text);
+const texts = corpus('short', 256);
 const tmp = join(tmpdir(), `quiver-bench-${process.pid}`);
 mkdirSync(tmp, { recursive: true });
-writeFileSync(join(tmp, 'c.jsonl'), texts.map((text, id) => JSON.stringify({ id, text })).join('\n'));
-execFileSync(QUIVER, ['bench-embed', '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--backend', 'cpu', '--corpus', join(tmp, 'c.jsonl'),
-  '--limit', '0', '--out', join(tmp, 'c.npy'), '--json', join(tmp, 'c.json')], { stdio: 'ignore' });
-const tokens256 = JSON.parse(readFileSync(join(tmp, 'c.json'))).n_tokens;
 /** The tokens of `texts` as the model counts them (special tokens in, padding out). */
 function tokenCount(some, name) {
   writeFileSync(join(tmp, `${name}.jsonl`), some.map((text, id) => JSON.stringify({ id, text })).join('\n'));
@@ -59,29 +42,17 @@ function tokenCount(some, name) {
   { stdio: 'ignore' });
   return JSON.parse(readFileSync(join(tmp, `${name}.json`))).n_tokens;
 }
+const tokens256 = tokenCount(texts, 'c');
 const tokens32 = tokenCount(texts.slice(0, 32), 'c32');
 // Long texts (~255 tokens after truncation): 64 of the harness's long corpus, in batches of 32.
-const longTexts = readFileSync(join(PEERS, 'corpus/long.jsonl'), 'utf8').split('\n').filter(Boolean).slice(0, 64).map((l) => JSON.parse(l).text);
+const longTexts = corpus('long', 64);
 const tokensLong = tokenCount(longTexts, 'long');
 // Software WebGPU is slow: the GPU engines embed 8 texts one by one and 64 in batches of 32.
 const GPU_TEXTS = { batch1: 8, batch32: 64 };
 const gpuTokens = { batch1: tokenCount(texts.slice(0, GPU_TEXTS.batch1), 'g1'), batch32: tokenCount(texts.slice(0, GPU_TEXTS.batch32), 'g32') };
 
 // Indexes of 10k and 100k random unit vectors (search cost does not depend on content).
-for (const n of [10_000, 100_000]) {
-  const file = join(ROOT, `data/bench-${n}.qvr`);
-  if (existsSync(file)) continue;
-  const dim = 384;
-  const data = new Float32Array(n * dim);
-  let seed = 12345;
-  for (let i = 0; i < data.length; i++) { seed = (seed * 1103515245 + 12345) >>> 0; data[i] = seed / 2 ** 31 - 1; }
-  const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${n}, ${dim}), }`;
-  const pad = 64 - ((10 + header.length + 1) % 64);
-  const h = Buffer.from(header + ' '.repeat(pad % 64) + '\n');
-  const pre = Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0, h.length & 255, h.length >> 8]);
-  writeFileSync(join(tmp, 'v.npy'), Buffer.concat([pre, h, Buffer.from(data.buffer)]));
-  execFileSync(QUIVER, ['index', '--vectors', join(tmp, 'v.npy'), '--model', join(ROOT, 'models/all-MiniLM-L6-v2'), '--output', file], { stdio: 'ignore' });
-}
+for (const n of [10_000, 100_000]) randomIndex(`bench-${n}`, n, 'all-MiniLM-L6-v2', 12345);
 
 const server = await serve({ port: 0, mounts });
 const base = `http://127.0.0.1:${server.address().port}`;

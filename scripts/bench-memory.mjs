@@ -11,38 +11,21 @@
 //   two) and with 10,000 documents,
 //   f32 with 10,000, multilingual-e5-small (4-bit) with 10,000; transformers.js q8.
 // Writes artifacts/bench-memory.json. Run after scripts/setup.sh.
-import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { execSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { serve } from '../web/serve.mjs';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const QUIVER = join(ROOT, 'target/release/quiver');
-const PEERS = process.env.PEERS_CACHE ?? join(homedir(), '.cache/quiver-peers');
+import { PEERS, ROOT, corpus, haveTjs, peerMounts as mounts, randomIndex } from './bench-common.mjs';
 const N = 10_000;
 // ONLY=regex runs the scenarios whose names match (the blank page always runs).
 const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
 
 /** The URL of a 10k-document index of random unit vectors stamped with `model`'s identity. */
 function indexFor(model) {
-  const url = `/data/bench-memory-${model}.qvr`;
-  const file = join(ROOT, url);
-  if (existsSync(file)) return url;
-  const dim = 384;
-  const data = new Float32Array(N * dim);
-  let seed = 7;
-  for (let i = 0; i < data.length; i++) { seed = (seed * 1103515245 + 12345) >>> 0; data[i] = seed / 2 ** 31 - 1; }
-  const header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${N}, ${dim}), }`;
-  const pad = 64 - ((10 + header.length + 1) % 64);
-  const h = Buffer.from(header + ' '.repeat(pad % 64) + '\n');
-  const pre = Buffer.from([0x93, ...Buffer.from('NUMPY'), 1, 0, h.length & 255, h.length >> 8]);
-  const npy = join(mkdtempSync(join(tmpdir(), 'quiver-mem-')), 'v.npy');
-  writeFileSync(npy, Buffer.concat([pre, h, Buffer.from(data.buffer)]));
-  execFileSync(QUIVER, ['index', '--vectors', npy, '--model', join(ROOT, 'models', model), '--output', file], { stdio: 'ignore' });
-  return url;
+  randomIndex(`bench-memory-${model}`, N, model, 7);
+  return `/data/bench-memory-${model}.qvr`;
 }
 
 function rendererRss(profile) {
@@ -51,18 +34,9 @@ function rendererRss(profile) {
     .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]) * 1024, 0);
 }
 
-const corpus = join(PEERS, 'corpus/short.jsonl');
-const texts = existsSync(corpus)
-  ? readFileSync(corpus, 'utf8').split('\n').filter(Boolean).slice(0, 256).map((l) => JSON.parse(l).text)
+const texts = existsSync(join(PEERS, 'corpus/short.jsonl'))
+  ? corpus('short', 256)
   : Array.from({ length: 256 }, (_, i) => `product number ${i}: a short description of something to buy`);
-const tjsDir = join(PEERS, 'node/node_modules/@huggingface/transformers/dist');
-const haveTjs = existsSync(join(tjsDir, 'transformers.js'));
-const mounts = haveTjs ? {
-  'peer/tjs/': tjsDir,
-  'peer/ort/': join(PEERS, 'node/node_modules/onnxruntime-web/dist'),
-  'peer/models/': join(PEERS, 'models'),
-} : {};
-
 // Each runs in the page: `work` loads, embeds and queries, then leaves the engine on
 // `window.engine`; `dispose` frees it.
 const quiver = async ({ model, index, threads = 1, texts }) => {
