@@ -17,6 +17,7 @@ pub mod pooling;
 mod qmatmul;
 mod quantize;
 mod tokenize;
+mod vocabulary;
 
 pub use batch::length_batches;
 pub use config::{BertConfig, Pooling, Prefixes, ScoreActivation, SentenceConfig};

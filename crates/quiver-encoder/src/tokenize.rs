@@ -1,12 +1,25 @@
 //! The tokenizer, set up as sentence-transformers uses it.
 
-use tokenizers::{PostProcessor, Tokenizer, TruncationParams, TruncationStrategy};
+use tokenizers::{
+    DecoderWrapper, NormalizerWrapper, PostProcessor, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl,
+    TruncationParams, TruncationStrategy,
+};
 
+use crate::vocabulary::Vocabulary;
 use crate::{EncoderError, Result};
 
+/// The crate's tokenizer pipeline (normalizer, pre-tokenizer, added tokens, post-processor)
+/// around [`Vocabulary`].
+type Tokenizer =
+    TokenizerImpl<Vocabulary, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+
+fn load(json: &[u8]) -> Result<Tokenizer> {
+    serde_json::from_slice(json)
+        .map_err(|e| EncoderError::Tokenizer { op: "could not be loaded", message: e.to_string() })
+}
+
 /// One tokenizer, which truncates and frames itself: a second copy configured to truncate
-/// would double the largest item in memory (XLM-R's 250k-piece vocabulary takes ~250 MB
-/// parsed).
+/// would hold the vocabulary twice.
 pub struct TextTokenizer {
     whole: Tokenizer,
     max_len: usize,
@@ -23,7 +36,7 @@ impl TextTokenizer {
     /// Replaces the padding and truncation baked into `tokenizer.json` (all-MiniLM-L6-v2's
     /// pads and cuts at 128) with none and `max_len` (special tokens included).
     pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Self> {
-        let mut whole = Tokenizer::from_bytes(json).map_err(tokenizer_error("could not be loaded"))?;
+        let mut whole = load(json)?;
         whole.with_padding(None);
         whole.with_truncation(None).map_err(tokenizer_error("set truncation"))?;
         let empty = whole.encode("", true).map_err(tokenizer_error("encode"))?;
@@ -107,7 +120,7 @@ impl PairTokenizer {
     /// Replaces the padding and truncation baked into `tokenizer.json` with none and
     /// `max_len` tokens per pair (special tokens included).
     pub fn from_bytes(json: &[u8], max_len: usize) -> Result<Self> {
-        let mut tokenizer = Tokenizer::from_bytes(json).map_err(tokenizer_error("could not be loaded"))?;
+        let mut tokenizer = load(json)?;
         tokenizer.with_padding(None);
         let specials = tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(true));
         if max_len <= specials {
