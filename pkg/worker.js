@@ -1,7 +1,7 @@
 // The engine's Web Worker: loads the WebAssembly module, fetches (and caches) the model
 // and index, and answers the main thread's requests. One request at a time, in order.
 import { MODEL_CACHE } from './index.js';
-import init, { Engine, modelReads } from './wasm/quiver_wasm.js';
+import init, { Engine, Files, modelReads } from './wasm/quiver_wasm.js';
 
 
 let engine = null;
@@ -15,8 +15,59 @@ function fail(code, message) {
   return Object.assign(new Error(message), { code });
 }
 
-/** Fetches a URL through the Cache API, reporting bytes as they arrive. */
-async function fetchBytes(url, { optional = false, useCache = true, progress }) {
+/** The cached copy of a hashed file carries its sha256 (hex): a cached load hashes nothing. */
+const SHA256_HEADER = 'x-quiver-sha256';
+
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Reads a stream into `files` at `path` chunk by chunk; `report(loaded)` as bytes arrive. */
+async function receive(files, path, stream, expected, report) {
+  files.begin(path, expected);
+  let loaded = 0;
+  if (!stream) return loaded;
+  // A BYOB reader refills one buffer, where a default reader makes a new chunk each time
+  // and leaves tens of MB to the garbage collector.
+  let reader;
+  let buffer = null;
+  try {
+    reader = stream.getReader({ mode: 'byob' });
+    buffer = new ArrayBuffer(1 << 20);
+  } catch {
+    reader = stream.getReader();
+  }
+  for (;;) {
+    const { done, value } = await (buffer ? reader.read(new Uint8Array(buffer)) : reader.read());
+    if (done) return loaded;
+    files.append(path, value);
+    loaded += value.length;
+    if (buffer) buffer = value.buffer;
+    report?.(loaded);
+  }
+}
+
+/** Puts bytes the page gave (ArrayBuffer, typed array, Blob or File) into `files` at `path`. */
+async function put(files, path, value) {
+  if (typeof Blob !== 'undefined' && value instanceof Blob) return receive(files, path, value.stream(), value.size);
+  let bytes;
+  if (value instanceof Uint8Array) bytes = value;
+  else if (value instanceof ArrayBuffer) bytes = new Uint8Array(value);
+  else if (ArrayBuffer.isView(value)) bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  else throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
+  files.begin(path, bytes.length);
+  files.append(path, bytes);
+  return bytes.length;
+}
+
+/**
+ * Fetches a URL through the Cache API into `files` at `path`, reporting bytes as they
+ * arrive: the chunks go straight into wasm memory, so the page never holds the whole file.
+ * Resolves to `{ sha256 }` (with `hash`; else null), or to null for an `optional` file
+ * the server does not have.
+ */
+async function fetchInto(files, path, url, { optional = false, useCache = true, hash = false, progress }) {
   let cache = null;
   if (useCache && typeof caches !== 'undefined') {
     try { cache = await caches.open(MODEL_CACHE); } catch { cache = null; }
@@ -39,107 +90,88 @@ async function fetchBytes(url, { optional = false, useCache = true, progress }) 
   const encoded = Boolean(response.headers.get('content-encoding'));
   const wire = encoded ? Number(response.headers.get('content-length')) || 0 : 0;
   const total = Number(response.headers.get('x-decoded-length')) || (encoded ? 0 : Number(response.headers.get('content-length')) || 0);
-  const reader = response.body.getReader();
-  // With a known length the chunks go straight into one buffer, never a second copy of
-  // the whole file; otherwise (or when more arrives than announced) they are joined.
-  let buffer = total ? new Uint8Array(total) : null;
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (buffer && loaded + value.length <= buffer.length) {
-      buffer.set(value, loaded);
-    } else {
-      if (buffer) chunks.push(buffer.subarray(0, loaded));
-      buffer = null;
-      chunks.push(value);
-    }
-    loaded += value.length;
-    progress({ file: url, loaded, total, cached, ...(wire ? { wire } : {}) });
-  }
-  let bytes = buffer && (loaded === buffer.length ? buffer : buffer.slice(0, loaded));
-  if (!bytes) {
-    bytes = new Uint8Array(loaded);
-    let at = 0;
-    for (const c of chunks) { bytes.set(c, at); at += c.length; }
-  }
+  const loaded = await receive(files, path, response.body, total,
+    (loaded) => progress({ file: url, loaded, total, cached, ...(wire ? { wire } : {}) }));
+  let digest = (cached && response.headers.get(SHA256_HEADER)) || null;
+  // Views of wasm memory are read at once, before anything else runs in wasm.
+  if (hash && !digest && globalThis.crypto?.subtle) digest = await sha256(files.view(path));
   if (cache && !cached) {
     // Stored decoded: the cached copy's headers must describe these bytes, not the wire's.
     const headers = new Headers(response.headers);
     for (const name of ['content-encoding', 'x-decoded-length']) headers.delete(name);
-    headers.set('content-length', String(bytes.length));
-    try { await cache.put(url, new Response(bytes, { headers })); } catch { /* quota: still works */ }
+    headers.set('content-length', String(loaded));
+    if (digest) headers.set(SHA256_HEADER, digest);
+    try { await cache.put(url, new Response(files.view(path), { headers })); } catch { /* quota: still works */ }
   }
-  return bytes;
+  return { sha256: digest };
 }
 
 function joinUrl(base, path) {
   return new URL(path, base.endsWith('/') ? base : base + '/').href;
 }
 
-async function toBytes(value) {
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (typeof Blob !== 'undefined' && value instanceof Blob) return new Uint8Array(await value.arrayBuffer());
-  throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
-}
-
 /**
- * A model folder's files by path, from a URL (fetched, cached) or given as bytes, read in
- * the rounds the engine names (`modelReads`: the rules the CLI reads a folder by), and the
- * paths of those whose sha256 identifies the model.
+ * A model folder's files, from a URL (fetched, cached) or given by path as bytes, read into
+ * a `Files` in the rounds the engine names (`modelReads`: the rules the CLI reads a folder
+ * by), and the sha256 of those that identify the model. The caller frees `files`.
  */
 async function modelFiles(model, useCache, progress) {
   let name = 'model';
   let read;
+  const files = new Files();
   if (typeof model === 'string') {
     name = model.replace(/\/+$/, '').split('/').pop() || 'model';
-    read = (path, optional) => fetchBytes(joinUrl(model, path), { optional, useCache, progress });
+    read = (path, optional, hash) => fetchInto(files, path, joinUrl(model, path), { optional, useCache, hash, progress });
   } else if (model && typeof model === 'object') {
     // Absent files are left for the engine to name.
-    read = async (path) => (model[path] === undefined ? null : toBytes(model[path]));
+    read = async (path, optional, hash) => {
+      if (model[path] === undefined) return null;
+      await put(files, path, model[path]);
+      return { sha256: hash && globalThis.crypto?.subtle ? await sha256(files.view(path)) : null };
+    };
   } else {
+    files.free();
     throw fail('E_INVALID_ARGUMENT', 'a model must be a URL or an object of files');
   }
-  const files = {};
-  const hashed = [];
-  for (let round = 0, reads; (reads = modelReads(round, files['quiver.json'])); round++) {
-    const wanted = [
-      ...reads.required.map((path) => [path, false]),
-      ...reads.optional.map((path) => [path, true]),
-    ];
-    for (const [path, optional] of wanted) {
-      const bytes = await read(path, optional);
-      if (bytes) files[path] = bytes;
+  const hashes = {};
+  try {
+    for (let round = 0, reads; (reads = modelReads(round, files.copy('quiver.json'))); round++) {
+      const take = async (path, optional) => {
+        const got = await read(path, optional, reads.hashed.includes(path));
+        if (got?.sha256) hashes[path] = got.sha256;
+        return Boolean(got);
+      };
+      for (const path of reads.required) await take(path, false);
+      for (const path of reads.optional) await take(path, true);
+      for (const [i, path] of reads.firstOf.entries()) {
+        if (await take(path, i < reads.firstOf.length - 1)) break;
+      }
     }
-    for (const [i, path] of reads.firstOf.entries()) {
-      const bytes = await read(path, i < reads.firstOf.length - 1);
-      if (bytes) { files[path] = bytes; break; }
-    }
-    hashed.push(...reads.hashed);
+  } catch (e) {
+    files.free();
+    throw e;
   }
-  return { files, name, hashed };
+  return { files, name, hashes };
 }
 
 async function loadModel(model, useCache, { backend, decisions }, progress) {
-  const { files, name, hashed } = await modelFiles(model, useCache, (p) => progress({ stage: 'model', ...p }));
-  progress({ stage: 'compile' });
-  // WebCrypto hashes natively; hashing 90 MB inside wasm takes seconds.
-  const hashes = {};
-  if (globalThis.crypto?.subtle) {
-    for (const path of hashed.filter((p) => files[p])) {
-      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', files[path]));
-      hashes[path] = Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-    }
+  const { files, name, hashes } = await modelFiles(model, useCache, (p) => progress({ stage: 'model', ...p }));
+  try {
+    progress({ stage: 'compile' });
+    progress({ stage: 'backend', backend });
+    return await engine.loadModel(files, name, hashes, decisions);
+  } finally {
+    files.free();
   }
-  progress({ stage: 'backend', backend });
-  return engine.loadModel(files, name, hashes, decisions);
 }
 
 async function loadReranker(reranker, useCache, progress) {
   const { files, name } = await modelFiles(reranker, useCache, (p) => progress({ stage: 'reranker', ...p }));
-  engine.loadReranker(files, name);
+  try {
+    engine.loadReranker(files, name);
+  } finally {
+    files.free();
+  }
 }
 
 async function opfsFile(name, create) {
@@ -148,12 +180,14 @@ async function opfsFile(name, create) {
   return dir.getFileHandle(`${name}.qvr`, { create });
 }
 
-async function loadPersisted(name) {
+/** Reads the stored index into `files` at `path`; false if there is none. */
+async function loadPersisted(files, path, name) {
   try {
-    const handle = await opfsFile(name, false);
-    return new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    const file = await (await opfsFile(name, false)).getFile();
+    await receive(files, path, file.stream(), file.size);
+    return true;
   } catch {
-    return null;
+    return false;
   }
 }
 
@@ -189,15 +223,24 @@ const handlers = {
     const loaded = await loadModel(model, cache, { backend, decisions }, progress);
     if (helper) return { model: loaded.model };
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
-    let indexBytes = persistName ? await loadPersisted(persistName) : null;
-    const restored = Boolean(indexBytes);
-    if (!indexBytes && index !== undefined && index !== null) {
-      progress({ stage: 'index' });
-      indexBytes = typeof index === 'string'
-        ? await fetchBytes(index, { useCache: false, progress: (p) => progress({ stage: 'index', ...p }) })
-        : await toBytes(index);
+    const files = new Files();
+    let restored = false;
+    try {
+      restored = persistName ? await loadPersisted(files, 'index', persistName) : false;
+      let given = restored;
+      if (!given && index !== undefined && index !== null) {
+        progress({ stage: 'index' });
+        if (typeof index === 'string') {
+          await fetchInto(files, 'index', index, { useCache: false, progress: (p) => progress({ stage: 'index', ...p }) });
+        } else {
+          await put(files, 'index', index);
+        }
+        given = true;
+      }
+      if (given) engine.loadIndex(files, 'index'); else engine.newIndex();
+    } finally {
+      files.free();
     }
-    if (indexBytes) engine.loadIndex(indexBytes); else engine.newIndex();
     return { model: loaded.model, decisions: loaded.decisions, restored, loadMs: performance.now() - started, ...engine.stats() };
   },
   search: ({ query, options }) => engine.search(query, options),

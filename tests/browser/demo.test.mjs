@@ -173,7 +173,16 @@ test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load a
       q.dispose();
       return vectors;
     };
+    // The same model and an index given as bytes, in each form the API takes.
+    const forms = [(r) => r.blob(), (r) => r.arrayBuffer(), async (r) => new Uint8Array(await r.arrayBuffer())];
+    const names = ['config.json', 'tokenizer.json', 'model.gguf', 'modules.json', '1_Pooling/config.json', 'sentence_bert_config.json', 'quiver.json'];
+    const given = Object.fromEntries(await Promise.all(names.map(async (name, i) =>
+      [name, await forms[i % 3](await fetch(`/models/all-MiniLM-L6-v2-q8_0/${name}`))])));
+    const q = await Quiver.load({ model: given, index: await (await fetch('/data/catalogue-q8_0.qvr')).blob(), cache: false });
+    const fromBytes = { vectors: (await q.embed(minilm, { kind: 'raw' })).map((v) => Array.from(v)), documents: (await q.stats()).documents };
+    q.dispose();
     return {
+      fromBytes,
       q8_0: await embed('/models/all-MiniLM-L6-v2-q8_0/', minilm),
       q4_0: await embed('/models/all-MiniLM-L6-v2-q4_0/', minilm),
       e5: await embed('/models/multilingual-e5-small/', e5),
@@ -187,6 +196,8 @@ test('quantized models (q8_0, q4_0 GGUF and the 4-bit multilingual model) load a
   assert.ok(w8 >= 0.995, `q8_0 ${w8}`);
   assert.ok(w4 >= 0.97, `q4_0 ${w4}`);
   assert.ok(we5 >= 0.9995, `e5 ${we5}`);
+  assert.deepEqual(out.fromBytes.vectors, out.q8_0, 'files given as bytes embed as the folder by URL does');
+  assert.equal(out.fromBytes.documents, 189, 'an index given as a Blob loads');
   await page.close();
 });
 

@@ -2,11 +2,12 @@
 //! failure reaches JS as an `Error` with a stable `code`; no input makes the module trap.
 
 use std::cell::{Ref, RefCell, RefMut};
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
-use js_sys::{Array, Float32Array, Object, Promise, Reflect, Uint8Array};
-use quiver::encoder::{CrossEncoder, Encoder, EncoderError, ModelFiles, TextKind};
+use js_sys::{Array, Float32Array, Promise, Reflect, Uint8Array};
+use quiver::encoder::{CrossEncoder, Encoder, ModelFiles, TextKind};
 use quiver::index::{Filter, FlatIndex, Fusion, Rescore, SearchMode, SearchOptions, Strategy};
 use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedder, NewDocument};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,55 @@ struct JsSearchOptions {
     fusion_candidates: Option<usize>,
     /// Re-rank this many top results with the loaded cross-encoder.
     rerank: Option<usize>,
+}
+
+/// Files received into wasm memory chunk by chunk as they arrive, by path: a model or an
+/// index is copied into the engine once and never held whole by JS. `loadModel` and
+/// `loadIndex` take theirs out.
+#[wasm_bindgen]
+#[derive(Default)]
+pub struct Files {
+    bytes: HashMap<String, Vec<u8>>,
+}
+
+#[wasm_bindgen]
+impl Files {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Files {
+        Files::default()
+    }
+
+    /// Starts `path` afresh, with room for `expected` bytes (0 when the length is unknown).
+    pub fn begin(&mut self, path: &str, expected: usize) {
+        self.bytes.insert(path.to_owned(), Vec::with_capacity(expected));
+    }
+
+    /// Adds bytes that arrived to the end of `path` (started if it was not).
+    pub fn append(&mut self, path: &str, chunk: &[u8]) {
+        self.bytes.entry(path.to_owned()).or_default().extend_from_slice(chunk);
+    }
+
+    pub fn has(&self, path: &str) -> bool {
+        self.bytes.contains_key(path)
+    }
+
+    /// A copy of a small file (`quiver.json`), for the worker to read.
+    pub fn copy(&self, path: &str) -> Option<Vec<u8>> {
+        self.bytes.get(path).cloned()
+    }
+
+    /// `path`'s bytes where they lie in wasm memory, without a copy: valid only until wasm
+    /// next allocates, so hash or copy them at once.
+    pub fn view(&self, path: &str) -> Option<Uint8Array> {
+        // SAFETY: the view is read before any other call into wasm can move or free them.
+        self.bytes.get(path).map(|bytes| unsafe { Uint8Array::view(bytes) })
+    }
+}
+
+impl Files {
+    fn take(&mut self, path: &str) -> Option<Vec<u8>> {
+        self.bytes.remove(path)
+    }
 }
 
 /// The engine behind one worker: a [`quiver::Engine`] and the options of its next model.
@@ -145,8 +195,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Loads a model from `{ "config.json": Uint8Array, "tokenizer.json": …, … }` on the
-    /// backend `setBackend` chose; `hashes` may carry the sha256 (hex) of the weights
+    /// Loads a model from its files (`config.json`, `tokenizer.json`, … by path), taken out
+    /// of `files`, on the backend `setBackend` chose; `hashes` may carry the sha256 (hex) of the weights
     /// (`model.safetensors` or `model.gguf`) and `tokenizer.json`, by file name;
     /// `decisions` is the JSON of earlier `auto` decisions (from the page's storage).
     /// Resolves to `{ model, backend, decisions }`: the backend report and the decisions to
@@ -154,7 +204,7 @@ impl Engine {
     #[wasm_bindgen(js_name = loadModel)]
     pub fn load_model(
         &self,
-        files: &Object,
+        files: &mut Files,
         name: &str,
         hashes: &JsValue,
         decisions: &str,
@@ -188,16 +238,18 @@ impl Engine {
     /// Loads a cross-encoder (BERT with a classification head) for `rerank` searches, from
     /// its files as `loadModel` takes them.
     #[wasm_bindgen(js_name = loadReranker)]
-    pub fn load_reranker(&self, files: &Object, name: &str) -> Result<(), JsValue> {
+    pub fn load_reranker(&self, files: &mut Files, name: &str) -> Result<(), JsValue> {
         borrow(&self.state)?.live()?;
         let reranker = CrossEncoder::load(&model_files(files, name, &JsValue::UNDEFINED)?).map_err(engine_error)?;
         borrow_mut(&self.state)?.live_mut()?.set_reranker(reranker);
         Ok(())
     }
 
-    /// Loads an index file's bytes (checked against the loaded model, if any).
+    /// Loads the index file at `path` in `files`, taking it out (checked against the loaded
+    /// model, if any).
     #[wasm_bindgen(js_name = loadIndex)]
-    pub fn load_index(&self, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+    pub fn load_index(&self, files: &mut Files, path: &str) -> Result<JsValue, JsValue> {
+        let bytes = files.take(path).ok_or_else(|| invalid(format!("no file {path} was received")))?;
         let index = FlatIndex::from_bytes(bytes).map_err(engine_error)?;
         borrow_mut(&self.state)?.live_mut()?.set_index(index).map_err(engine_error)?;
         self.stats()
@@ -306,21 +358,11 @@ impl Engine {
     }
 }
 
-/// A model folder from `{ path: Uint8Array }`, read by the rules a folder on disk is read by.
-fn model_files(files: &Object, name: &str, hashes: &JsValue) -> Result<ModelFiles, JsValue> {
+/// A model folder taken out of `files`, read by the rules a folder on disk is read by.
+fn model_files(files: &mut Files, name: &str, hashes: &JsValue) -> Result<ModelFiles, JsValue> {
     let hash = |file: &str| Reflect::get(hashes, &file.into()).ok().and_then(|v| v.as_string());
-    let mut model = ModelFiles::read_with(name.to_owned(), Path::new(name), |path| {
-        let value = Reflect::get(files, &path.into()).unwrap_or(JsValue::UNDEFINED);
-        if value.is_undefined() {
-            return Ok(None);
-        }
-        let bytes = value.dyn_into::<Uint8Array>().map_err(|_| EncoderError::InvalidArgument {
-            op: "load model",
-            what: format!("{path} is not a Uint8Array"),
-        })?;
-        Ok(Some(bytes.to_vec()))
-    })
-    .map_err(engine_error)?;
+    let mut model =
+        ModelFiles::read_with(name.to_owned(), Path::new(name), |path| Ok(files.take(path))).map_err(engine_error)?;
     model.tokenizer_sha256 = hash("tokenizer.json");
     model.weights_sha256 = hash(model.weights_format.file_name());
     Ok(model)
