@@ -54,10 +54,10 @@ impl Linear {
     pub fn new(weights: LinearWeights) -> Result<Self> {
         let product = match weights.weight {
             Matrix::Dense(weight) => Product::Dense(weight.t()?.contiguous()?),
-            Matrix::Blocks(weight) => match QuantizedWeight::from_qtensor(&weight)? {
+            Matrix::Blocks(weight) => match QuantizedWeight::from_blocks(&weight)? {
                 Some(quantized) => Product::Quantized(quantized),
                 // F16: widened once.
-                None => Product::Dense(weight.dequantize(&Device::Cpu)?.t()?.contiguous()?),
+                None => Product::Dense(weight.dequantize()?.t()?.contiguous()?),
             },
         };
         Ok(Linear { product, bias: weights.bias })
@@ -221,33 +221,32 @@ impl Bert {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use candle_core::quantized::{GgmlDType, QTensor};
 
     use super::*;
+    use crate::checkpoint::Blocks;
 
     /// Stacking quantized Q, K and V by their bytes gives exactly the three products side by side.
     #[test]
     fn stacked_quantized_weights_multiply_like_their_parts() {
         let x = Tensor::randn(0f32, 1.0, (5, 64), &Device::Cpu).unwrap();
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0] {
-            let parts: Vec<Arc<QTensor>> = (0..3)
+            let parts: Vec<Blocks> = (0..3)
                 .map(|_| {
                     let weight = Tensor::randn(0f32, 1.0, (32, 64), &Device::Cpu).unwrap();
-                    Arc::new(QTensor::quantize(&weight, dtype).unwrap())
+                    Blocks::from_qtensor(&QTensor::quantize(&weight, dtype).unwrap()).unwrap()
                 })
                 .collect();
-            let product = |q: &QTensor| {
-                let weight = QuantizedWeight::from_qtensor(q).unwrap().unwrap();
+            let product = |q: &Blocks| {
+                let weight = QuantizedWeight::from_blocks(q).unwrap().unwrap();
                 x.apply_op1_no_bwd(&QuantizedProduct(&weight)).unwrap()
             };
-            let separate: Vec<Tensor> = parts.iter().map(|q| product(q)).collect();
+            let separate: Vec<Tensor> = parts.iter().map(&product).collect();
             let Matrix::Blocks(stacked) = Matrix::stack(parts.into_iter().map(Matrix::Blocks).collect()).unwrap()
             else {
                 panic!("{dtype:?} weights stack as blocks")
             };
-            assert_eq!((stacked.dtype(), stacked.shape().dims()), (dtype, &[96, 64][..]));
+            assert_eq!((stacked.dtype, &stacked.dims[..]), (dtype, &[96, 64][..]));
             let together = product(&stacked);
             let expected = Tensor::cat(&separate, 1).unwrap();
             assert_eq!(together.to_vec2::<f32>().unwrap(), expected.to_vec2::<f32>().unwrap(), "{dtype:?}");

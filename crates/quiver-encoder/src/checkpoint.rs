@@ -4,6 +4,7 @@
 //! build from. The tensor names of Hugging Face's `BertModel` are spelled here only.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
@@ -24,22 +25,22 @@ pub const FFN_OUTPUT: &str = "output.dense";
 enum Stored {
     /// From `model.safetensors`, in its float type.
     Float(Tensor),
-    /// From `model.gguf`, in its GGML type.
-    Ggml(Arc<QTensor>),
+    /// From `model.gguf`, in its GGML type, where it lies in the file.
+    Ggml(Blocks),
 }
 
 impl Stored {
     fn dims(&self) -> &[usize] {
         match self {
             Stored::Float(t) => t.dims(),
-            Stored::Ggml(q) => q.shape().dims(),
+            Stored::Ggml(b) => &b.dims,
         }
     }
 
     fn to_f32(&self) -> Result<Tensor> {
         Ok(match self {
             Stored::Float(t) => t.to_dtype(DType::F32)?,
-            Stored::Ggml(q) => q.dequantize(&Device::Cpu)?,
+            Stored::Ggml(b) => b.dequantize()?,
         })
     }
 
@@ -61,7 +62,7 @@ impl Checkpoint {
     pub fn from_files(files: &ModelFiles) -> Result<Self> {
         match files.weights_format {
             WeightsFormat::Safetensors => Self::from_safetensors(&files.weights),
-            WeightsFormat::Gguf => Self::from_gguf(&files.weights),
+            WeightsFormat::Gguf => Self::from_gguf(files.weights.clone()),
         }
     }
 
@@ -71,9 +72,18 @@ impl Checkpoint {
         Ok(Self::new(tensors.into_iter().map(|(name, t)| (name, Stored::Float(t))).collect()))
     }
 
-    pub fn from_gguf(bytes: &[u8]) -> Result<Self> {
-        let tensors = gguf::read_tensors(bytes)?;
-        Ok(Self::new(tensors.into_iter().map(|(name, q)| (name, Stored::Ggml(Arc::new(q)))).collect()))
+    /// The tensors of a GGUF file, which they keep and read in place: none is copied out.
+    pub fn from_gguf(file: Arc<Vec<u8>>) -> Result<Self> {
+        let places = gguf::places(&gguf::read_header(&file)?, file.len())?;
+        Ok(Self::new(
+            places
+                .into_iter()
+                .map(|p| {
+                    let blocks = Blocks { dtype: p.dtype, dims: p.dims, bytes: file.clone(), range: p.range };
+                    (p.name, Stored::Ggml(blocks))
+                })
+                .collect(),
+        ))
     }
 
     fn new(tensors: HashMap<String, Stored>) -> Self {
@@ -150,6 +160,49 @@ impl Checkpoint {
     }
 }
 
+/// A GGML tensor's blocks (F32, F16, Q8_0 or Q4_0), row after row, where they lie: in the
+/// weights file, shared by every tensor read from it, or in bytes of their own. A 4-bit
+/// table of 250k rows is never copied (in wasm, whose memory never shrinks, a copy would
+/// stay for good).
+#[derive(Clone)]
+pub struct Blocks {
+    pub dtype: GgmlDType,
+    pub dims: Vec<usize>,
+    bytes: Arc<Vec<u8>>,
+    range: Range<usize>,
+}
+
+impl Blocks {
+    /// A copy of a tensor's blocks.
+    pub fn from_qtensor(q: &QTensor) -> Result<Self> {
+        let bytes = q.data()?.into_owned();
+        Ok(Blocks { dtype: q.dtype(), dims: q.shape().dims().to_vec(), range: 0..bytes.len(), bytes: Arc::new(bytes) })
+    }
+
+    /// The blocks' bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
+    }
+
+    /// `[rows, columns]`.
+    pub fn dims2(&self) -> Result<(usize, usize)> {
+        match self.dims[..] {
+            [rows, columns] => Ok((rows, columns)),
+            _ => Err(EncoderError::InvalidWeights(format!("a matrix has shape {:?}", self.dims))),
+        }
+    }
+
+    /// Bytes per row.
+    fn row_bytes(&self) -> usize {
+        self.dims.last().map_or(0, |columns| columns / self.dtype.block_size() * self.dtype.type_size())
+    }
+
+    /// The values widened to f32, in a tensor of the same shape.
+    pub(crate) fn dequantize(&self) -> Result<Tensor> {
+        Ok(qtensor_from_ggml(self.dtype, self.data(), self.dims.clone(), &Device::Cpu)?.dequantize(&Device::Cpu)?)
+    }
+}
+
 /// A `[rows, columns]` matrix as stored: the CPU multiplies Q8_0 and Q4_0 blocks as they
 /// are, and a table (multilingual-e5's 250k word rows stay 4-bit) widens only the rows
 /// looked up.
@@ -157,13 +210,13 @@ pub enum Matrix {
     /// f32 (from any float checkpoint, and GGML's F32).
     Dense(Tensor),
     /// In its GGML type (F16, Q8_0 or Q4_0), one row of blocks per row.
-    Blocks(Arc<QTensor>),
+    Blocks(Blocks),
 }
 
 impl Matrix {
     fn from_stored(stored: &Stored) -> Result<Self> {
         Ok(match stored {
-            Stored::Ggml(q) if q.dtype() != GgmlDType::F32 => Matrix::Blocks(q.clone()),
+            Stored::Ggml(b) if b.dtype != GgmlDType::F32 => Matrix::Blocks(b.clone()),
             stored => Matrix::Dense(stored.to_f32()?),
         })
     }
@@ -172,7 +225,24 @@ impl Matrix {
     pub(crate) fn rows_tensor(&self, ids: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Matrix::Dense(table) => table.index_select(ids, 0)?,
-            Matrix::Blocks(table) => table.embedding(ids)?,
+            Matrix::Blocks(table) => {
+                let (rows, columns) = table.dims2()?;
+                let width = table.row_bytes();
+                let ids = ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut gathered = Vec::with_capacity(ids.len() * width);
+                for &id in &ids {
+                    let id = id as usize;
+                    if id >= rows {
+                        return Err(EncoderError::InvalidArgument {
+                            op: "embedding lookup",
+                            what: format!("token id {id} is past the table's {rows} rows"),
+                        });
+                    }
+                    gathered.extend_from_slice(&table.data()[id * width..(id + 1) * width]);
+                }
+                qtensor_from_ggml(table.dtype, &gathered, vec![ids.len(), columns], &Device::Cpu)?
+                    .dequantize(&Device::Cpu)?
+            }
         })
     }
 
@@ -186,7 +256,7 @@ impl Matrix {
     pub fn to_f32(&self) -> Result<Vec<f32>> {
         let dense = match self {
             Matrix::Dense(t) => t.clone(),
-            Matrix::Blocks(q) => q.dequantize(&Device::Cpu)?,
+            Matrix::Blocks(b) => b.dequantize()?,
         };
         Ok(dense.flatten_all()?.to_vec1()?)
     }
@@ -195,28 +265,39 @@ impl Matrix {
     /// independent, so same-typed quantized matrices stack by their bytes; anything else
     /// stacks as f32.
     pub(crate) fn stack(parts: Vec<Matrix>) -> Result<Self> {
-        let blocks: Option<Vec<&QTensor>> = parts
+        if let [only] = &parts[..] {
+            return Ok(match only {
+                Matrix::Dense(t) => Matrix::Dense(t.clone()),
+                Matrix::Blocks(b) => Matrix::Blocks(b.clone()),
+            });
+        }
+        let blocks: Option<Vec<&Blocks>> = parts
             .iter()
             .map(|p| match p {
-                Matrix::Blocks(q) => Some(q.as_ref()),
+                Matrix::Blocks(b) => Some(b),
                 Matrix::Dense(_) => None,
             })
             .collect();
-        if let Some(blocks) = blocks.filter(|b| b.iter().all(|q| q.dtype() == b[0].dtype())) {
-            let dtype = blocks[0].dtype();
+        if let Some(blocks) = blocks.filter(|b| b.iter().all(|q| q.dtype == b[0].dtype)) {
             let (mut rows, mut bytes) = (0, Vec::new());
-            for q in &blocks {
-                rows += q.shape().dims2()?.0;
-                bytes.extend_from_slice(&q.data()?);
+            for b in &blocks {
+                rows += b.dims2()?.0;
+                bytes.extend_from_slice(b.data());
             }
-            let columns = blocks[0].shape().dims2()?.1;
-            return Ok(Matrix::Blocks(Arc::new(qtensor_from_ggml(dtype, &bytes, vec![rows, columns], &Device::Cpu)?)));
+            let columns = blocks[0].dims2()?.1;
+            let range = 0..bytes.len();
+            return Ok(Matrix::Blocks(Blocks {
+                dtype: blocks[0].dtype,
+                dims: vec![rows, columns],
+                bytes: Arc::new(bytes),
+                range,
+            }));
         }
         let dense = parts
             .iter()
             .map(|p| match p {
                 Matrix::Dense(t) => Ok(t.clone()),
-                Matrix::Blocks(q) => Ok(q.dequantize(&Device::Cpu)?),
+                Matrix::Blocks(b) => b.dequantize(),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Matrix::Dense(Tensor::cat(&dense, 0)?))

@@ -2,6 +2,7 @@
 //! browser's fetched files.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,8 +49,9 @@ pub struct ModelFiles {
     pub name: String,
     pub config: Vec<u8>,
     pub tokenizer: Vec<u8>,
-    /// The bytes of `model.safetensors` or `model.gguf`, as `weights_format` says.
-    pub weights: Vec<u8>,
+    /// The bytes of `model.safetensors` or `model.gguf`, as `weights_format` says; shared
+    /// with the GGUF tensors read in place.
+    pub weights: Arc<Vec<u8>>,
     pub weights_format: WeightsFormat,
     pub modules: Option<Vec<u8>>,
     pub pooling: Option<Vec<u8>>,
@@ -100,11 +102,11 @@ impl ModelFiles {
             "config.json" => self.config = bytes,
             "tokenizer.json" => self.tokenizer = bytes,
             "model.gguf" => {
-                self.weights = bytes;
+                self.weights = Arc::new(bytes);
                 self.weights_format = WeightsFormat::Gguf;
             }
             "model.safetensors" => {
-                self.weights = bytes;
+                self.weights = Arc::new(bytes);
                 self.weights_format = WeightsFormat::Safetensors;
             }
             "modules.json" => self.modules = Some(bytes),
@@ -121,7 +123,7 @@ impl ModelFiles {
         let bytes = match path {
             "config.json" => Some(&self.config),
             "tokenizer.json" => Some(&self.tokenizer),
-            p if p == self.weights_format.file_name() => Some(&self.weights),
+            p if p == self.weights_format.file_name() => Some(self.weights.as_ref()),
             "modules.json" => self.modules.as_ref(),
             "1_Pooling/config.json" => self.pooling.as_ref(),
             "sentence_bert_config.json" => self.sentence_bert.as_ref(),
@@ -135,7 +137,7 @@ impl ModelFiles {
     /// Fails on the first required file that was not supplied.
     pub(crate) fn check_required(&self) -> Result<()> {
         for (file, bytes) in
-            [("config.json", &self.config), ("tokenizer.json", &self.tokenizer), (NO_WEIGHTS, &self.weights)]
+            [("config.json", &self.config), ("tokenizer.json", &self.tokenizer), (NO_WEIGHTS, self.weights.as_ref())]
         {
             if bytes.is_empty() {
                 return Err(EncoderError::MissingFile { dir: self.name.clone().into(), file });
@@ -281,7 +283,7 @@ mod tests {
         }
         let read = || ModelFiles::read_dir(dir.path());
         let files = read().unwrap();
-        assert_eq!((files.weights_format, files.weights), (WeightsFormat::Safetensors, b"f".to_vec()));
+        assert_eq!((files.weights_format, files.weights.as_slice()), (WeightsFormat::Safetensors, &b"f"[..]));
         std::fs::write(dir.path().join("quiver.json"), r#"{"weights": "model.gguf"}"#).unwrap();
         assert_eq!(read().unwrap().weights_format, WeightsFormat::Gguf);
         std::fs::remove_file(dir.path().join("model.gguf")).unwrap();

@@ -34,12 +34,11 @@
 //! The reader takes F32, F16, Q8_0 and Q4_0 for any tensor, with or without the `bert.`
 //! prefix, so files from other tools with these names load too.
 
-use std::collections::HashMap;
 use std::io::Cursor;
+use std::ops::Range;
 
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::Device;
 
 use crate::{EncoderError, Result};
 
@@ -68,7 +67,23 @@ pub fn read_header(bytes: &[u8]) -> Result<Content> {
             return Err(EncoderError::UnsupportedArchitecture { found: arch.clone() });
         }
     }
-    let mut end = content.tensor_data_offset;
+    places(&content, bytes.len())?;
+    Ok(content)
+}
+
+/// Where a tensor's data lies in the file.
+pub struct Place {
+    pub name: String,
+    pub dtype: GgmlDType,
+    /// As candle orders them: `[out, in]` for a linear weight.
+    pub dims: Vec<usize>,
+    pub range: Range<usize>,
+}
+
+/// Every tensor's place, each checked to hold whole blocks and to lie inside a file of
+/// `len` bytes.
+pub fn places(content: &Content, len: usize) -> Result<Vec<Place>> {
+    let mut places = Vec::with_capacity(content.tensor_infos.len());
     for (name, info) in &content.tensor_infos {
         let dtype = info.ggml_dtype;
         if !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::Q8_0 | GgmlDType::Q4_0) {
@@ -81,34 +96,22 @@ pub fn read_header(bytes: &[u8]) -> Result<Content> {
             .filter(|n| n.is_multiple_of(dtype.block_size() as u64))
             .and_then(|n| (n / dtype.block_size() as u64).checked_mul(dtype.type_size() as u64))
             .ok_or_else(|| invalid(format!("tensor {name} has shape {dims:?}, not whole {dtype:?} blocks")))?;
-        let tensor_end = content.tensor_data_offset.checked_add(info.offset).and_then(|start| start.checked_add(size));
-        end = end.max(tensor_end.ok_or_else(|| invalid(format!("tensor {name} lies past any file")))?);
+        let start = content.tensor_data_offset.checked_add(info.offset).and_then(|s| usize::try_from(s).ok());
+        let end = start.and_then(|start| start.checked_add(usize::try_from(size).ok()?));
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(invalid(format!("tensor {name} lies past any file")));
+        };
+        places.push(Place { name: name.clone(), dtype, dims: dims.to_vec(), range: start..end });
     }
-    if end > bytes.len() as u64 {
-        return Err(EncoderError::TruncatedWeights { file: FILE, expected: end, actual: bytes.len() as u64 });
+    let end = places.iter().map(|p| p.range.end).max().unwrap_or(0).max(content.tensor_data_offset as usize);
+    if end > len {
+        return Err(EncoderError::TruncatedWeights { file: FILE, expected: end as u64, actual: len as u64 });
     }
-    Ok(content)
+    Ok(places)
 }
 
-/// A string in a GGUF header's metadata, if present.
 pub fn metadata_string<'a>(content: &'a Content, key: &str) -> Option<&'a str> {
     content.metadata.get(key).and_then(|v| v.to_string().ok()).map(String::as_str)
-}
-
-/// Every tensor of a GGUF file, in its stored type, after [`read_header`]'s checks.
-pub fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, QTensor>> {
-    let content = read_header(bytes)?;
-    let mut reader = Cursor::new(bytes);
-    content
-        .tensor_infos
-        .iter()
-        .map(|(name, info)| {
-            let tensor = info
-                .read(&mut reader, content.tensor_data_offset, &Device::Cpu)
-                .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
-            Ok((name.clone(), tensor))
-        })
-        .collect()
 }
 
 /// A GGUF file of `tensors` (written in the given order, so equal inputs give equal bytes).
@@ -126,7 +129,10 @@ pub(crate) fn write(metadata: &[(&str, Value)], tensors: &[(String, QTensor)]) -
 
 #[cfg(test)]
 mod tests {
-    use candle_core::Tensor;
+    use std::collections::HashMap;
+
+    use candle_core::quantized::ggml_file::qtensor_from_ggml;
+    use candle_core::{Device, Tensor};
 
     use super::*;
 
@@ -140,7 +146,12 @@ mod tests {
         let bytes = write(&[(ARCHITECTURE_KEY, Value::String("bert".into()))], &tensors).unwrap();
         assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 3);
         assert_eq!(metadata_string(&read_header(&bytes).unwrap(), ARCHITECTURE_KEY), Some("bert"));
-        let read = read_tensors(&bytes).unwrap();
+        let content = read_header(&bytes).unwrap();
+        let read: HashMap<String, QTensor> = places(&content, bytes.len())
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, qtensor_from_ggml(p.dtype, &bytes[p.range], p.dims, &Device::Cpu).unwrap()))
+            .collect();
         assert_eq!(read.len(), tensors.len());
         for (name, written) in &tensors {
             let back = &read[name];

@@ -219,7 +219,7 @@ fn broken_gguf_files_are_typed_errors() {
     assert!(matches!(load(gguf[..100].to_vec()), Err(EncoderError::InvalidGguf { .. })), "a cut header");
 
     let foreign =
-        [files.weights.clone(), b"GGUF but not really".to_vec(), (0..4096u32).map(|i| (i * 7919) as u8).collect()];
+        [files.weights.to_vec(), b"GGUF but not really".to_vec(), (0..4096u32).map(|i| (i * 7919) as u8).collect()];
     for bytes in foreign {
         let err = load(bytes).err().unwrap();
         assert!(matches!(err, EncoderError::InvalidGguf { .. }), "{err}");

@@ -14,10 +14,11 @@
 
 use std::sync::OnceLock;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
+use crate::checkpoint::Blocks;
 use crate::{EncoderError, Result};
 
 #[cfg(target_arch = "x86_64")]
@@ -172,19 +173,19 @@ const ROWS_PER_TASK: usize = 32;
 
 impl QuantizedWeight {
     /// Repacks a Q8_0 or Q4_0 matrix for this processor's kernels; `None` for other types.
-    pub fn from_qtensor(q: &QTensor) -> Result<Option<Self>> {
+    pub fn from_blocks(q: &Blocks) -> Result<Option<Self>> {
         Self::laid_out(q, best().layout())
     }
 
     /// Repacks a Q8_0 or Q4_0 matrix in `layout`; `None` for other types.
-    fn laid_out(q: &QTensor, layout: Layout) -> Result<Option<Self>> {
-        let block_type = match q.dtype() {
+    fn laid_out(q: &Blocks, layout: Layout) -> Result<Option<Self>> {
+        let block_type = match q.dtype {
             GgmlDType::Q8_0 => BlockType::Q8_0,
             GgmlDType::Q4_0 => BlockType::Q4_0,
             _ => return Ok(None),
         };
-        let (outputs, inputs) = q.shape().dims2()?;
-        let data = q.data()?;
+        let (outputs, inputs) = q.dims2()?;
+        let data = q.data();
         let bytes = block_type.bytes();
         let count = outputs * inputs / BLOCK;
         // Each stored block is an f16 scale followed by the quantized values.
@@ -372,6 +373,8 @@ crate::ops::dispatch!(quantize_rows => quantize_blocks(x: &[f32], scales: &mut [
 
 #[cfg(test)]
 mod tests {
+    use candle_core::quantized::QTensor;
+
     use super::*;
 
     fn random(len: usize, seed: &mut u64) -> Vec<f32> {
@@ -408,7 +411,8 @@ mod tests {
                 let weight = QTensor::quantize(&w.unwrap(), dtype).unwrap();
                 let x = random(rows * inputs, &mut seed);
                 let expected = reference(&weight, &x, inputs);
-                let packed = |layout| QuantizedWeight::laid_out(&weight, layout).unwrap().unwrap();
+                let blocks_of = Blocks::from_qtensor(&weight).unwrap();
+                let packed = |layout| QuantizedWeight::laid_out(&blocks_of, layout).unwrap().unwrap();
                 let blocks = inputs / BLOCK;
                 let mut scales = vec![0f32; rows * blocks];
                 let mut sums = vec![0i32; rows * blocks];
