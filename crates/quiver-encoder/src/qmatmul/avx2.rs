@@ -80,7 +80,6 @@ unsafe fn tile<const Q4: bool, const M: usize>(
     j: usize,
     i: usize,
 ) {
-    let bytes = if Q4 { BLOCK / 2 } else { BLOCK };
     let valid = (x.rows() - i).min(TILE_INPUTS);
     let mut blocks = [0; TILE_INPUTS];
     let ones = _mm256_set1_epi16(1);
@@ -97,7 +96,7 @@ unsafe fn tile<const Q4: bool, const M: usize>(
         let input_scales = _mm256_setr_ps(s0, s1, s2, s3, s0, s1, s2, s3);
         for m in 0..M {
             let block = (j + m) * w.blocks + b;
-            let values = weight_block::<Q4>(w.quants.as_ptr().add(block * bytes));
+            let values = weight_block::<Q4>(w.quants.as_ptr().add(block * w.step));
             let magnitudes = _mm256_sign_epi8(values, values);
             let mut dots = [_mm256_setzero_si256(); TILE_INPUTS];
             for n in 0..TILE_INPUTS {

@@ -39,7 +39,9 @@ const GROUP: usize = 4;
 /// How a kernel wants the weights laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// Row after row, each block's values as stored (Q4_0's nibbles packed).
+    /// Row after row, each block's values as stored (Q4_0's nibbles packed), read in place
+    /// from the weights file: each block's values follow its f16 scale there, `2 + bytes`
+    /// after the previous block's (the [`WeightRows::step`]).
     Rows,
     /// Panels of [`PANEL`] rows (the last one padded with zero rows). Per panel and block:
     /// the values as unsigned bytes `q + 128`, in 8 groups of 32 bytes, group `g` holding
@@ -76,7 +78,25 @@ pub(crate) struct QuantizedWeight {
     /// A scale per row and block, in the layout's order.
     scales: Vec<f32>,
     /// The quantized values, in the layout's order.
-    quants: Vec<u8>,
+    quants: Quants,
+}
+
+/// The quantized values of a [`QuantizedWeight`].
+enum Quants {
+    /// [`Layout::Rows`]: the stored blocks themselves, past the first scale (no copy: in
+    /// wasm, whose memory never shrinks, a copy would stay for good).
+    InPlace(Blocks),
+    /// [`Layout::Panels`]: repacked.
+    Packed(Vec<u8>),
+}
+
+impl Quants {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Quants::InPlace(blocks) => &blocks.data()[2..],
+            Quants::Packed(bytes) => bytes,
+        }
+    }
 }
 
 /// Some consecutive rows of a [`QuantizedWeight`] (whole panels, in [`Layout::Panels`]).
@@ -87,6 +107,8 @@ pub(crate) struct WeightRows<'a> {
     rows: usize,
     scales: &'a [f32],
     quants: &'a [u8],
+    /// In [`Layout::Rows`], bytes from one block's values to the next's.
+    step: usize,
 }
 
 impl WeightRows<'_> {
@@ -127,13 +149,19 @@ pub(crate) trait Kernels: Sync + Send {
 fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[f32], stride: usize) {
     assert_eq!(w.layout, kernels.layout());
     assert_eq!(w.blocks, x.blocks);
-    // Rows the layout stores, and bytes per row and block.
-    let (stored, bytes) = match w.layout {
-        Layout::Rows => (w.rows, w.block_type.bytes()),
-        Layout::Panels => (w.rows.next_multiple_of(PANEL), BLOCK),
-    };
-    assert_eq!(w.scales.len(), stored * w.blocks);
-    assert_eq!(w.quants.len(), stored * w.blocks * bytes);
+    match w.layout {
+        Layout::Rows => {
+            assert_eq!(w.scales.len(), w.rows * w.blocks);
+            assert!(w.step >= w.block_type.bytes());
+            let last = (w.rows * w.blocks).checked_sub(1).map_or(0, |last| last * w.step + w.block_type.bytes());
+            assert!(w.quants.len() >= last);
+        }
+        Layout::Panels => {
+            let stored = w.rows.next_multiple_of(PANEL);
+            assert_eq!(w.scales.len(), stored * w.blocks);
+            assert_eq!(w.quants.len(), stored * w.blocks * BLOCK);
+        }
+    }
     assert_eq!(x.quants.len(), x.scales.len() * BLOCK);
     assert_eq!(x.sums.len(), x.scales.len());
     assert!(w.rows() <= stride && out.len() >= x.rows().saturating_sub(1) * stride + w.rows());
@@ -196,26 +224,32 @@ impl QuantizedWeight {
                 data.len()
             )));
         }
-        let mut half_scales = Vec::with_capacity(count * 2);
-        let mut quants = Vec::with_capacity(count * bytes);
-        for block in data.chunks_exact(2 + bytes) {
-            half_scales.extend_from_slice(&block[..2]);
-            quants.extend_from_slice(&block[2..]);
-        }
+        let half_scales: Vec<u8> = data.chunks_exact(2 + bytes).flat_map(|block| [block[0], block[1]]).collect();
         let scales = Tensor::from_raw_buffer(&half_scales, DType::F16, &[count], &Device::Cpu)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
-        let rows =
-            QuantizedWeight { block_type, layout: Layout::Rows, outputs, blocks: inputs / BLOCK, scales, quants };
+        let rows = QuantizedWeight {
+            block_type,
+            layout: Layout::Rows,
+            outputs,
+            blocks: inputs / BLOCK,
+            scales,
+            quants: Quants::InPlace(q.clone()),
+        };
         Ok(Some(match layout {
             Layout::Rows => rows,
             Layout::Panels => rows.panels(),
         }))
     }
 
+    /// In [`Layout::Rows`], bytes from one block's values to the next's.
+    fn step(&self) -> usize {
+        2 + self.block_type.bytes()
+    }
+
     /// Value `k` of block `b` of row `j`, in [`Layout::Rows`].
     fn value(&self, j: usize, b: usize, k: usize) -> i8 {
-        let block = &self.quants[(j * self.blocks + b) * self.block_type.bytes()..];
+        let block = &self.quants.bytes()[(j * self.blocks + b) * self.step()..];
         match self.block_type {
             BlockType::Q8_0 => block[k] as i8,
             BlockType::Q4_0 if k < BLOCK / 2 => (block[k] & 0x0F) as i8 - 8,
@@ -240,7 +274,7 @@ impl QuantizedWeight {
                 }
             }
         }
-        QuantizedWeight { layout: Layout::Panels, scales, quants, ..self }
+        QuantizedWeight { layout: Layout::Panels, scales, quants: Quants::Packed(quants), ..self }
     }
 
     pub fn inputs(&self) -> usize {
@@ -253,11 +287,17 @@ impl QuantizedWeight {
 
     /// Weight rows `start..end`; in [`Layout::Panels`], `start` begins a panel.
     fn rows(&self, start: usize, end: usize) -> WeightRows<'_> {
-        let (first, last, bytes) = match self.layout {
-            Layout::Rows => (start, end, self.block_type.bytes()),
+        let quants = self.quants.bytes();
+        let (first, last, quants) = match self.layout {
+            Layout::Rows => {
+                let (from, to) = (start * self.blocks * self.step(), end * self.blocks * self.step());
+                // The last block needs its values only, not a next block's scale.
+                (start, end, &quants[from..to.saturating_sub(2).max(from)])
+            }
             Layout::Panels => {
                 assert_eq!(start % PANEL, 0, "panels are split whole");
-                (start, end.next_multiple_of(PANEL), BLOCK)
+                let last = end.next_multiple_of(PANEL);
+                (start, last, &quants[start * self.blocks * BLOCK..last * self.blocks * BLOCK])
             }
         };
         WeightRows {
@@ -266,7 +306,8 @@ impl QuantizedWeight {
             blocks: self.blocks,
             rows: end - start,
             scales: &self.scales[first * self.blocks..last * self.blocks],
-            quants: &self.quants[first * self.blocks * bytes..last * self.blocks * bytes],
+            quants,
+            step: self.step(),
         }
     }
 

@@ -16,7 +16,7 @@ impl Kernels for Scalar {
         for j in 0..w.rows() {
             for b in 0..w.blocks {
                 let block = j * w.blocks + b;
-                let stored = &w.quants[block * bytes..(block + 1) * bytes];
+                let stored = &w.quants[block * w.step..block * w.step + bytes];
                 match w.block_type {
                     BlockType::Q8_0 => values.copy_from_slice(bytemuck::cast_slice(stored)),
                     BlockType::Q4_0 => {

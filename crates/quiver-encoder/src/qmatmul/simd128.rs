@@ -69,7 +69,6 @@ unsafe fn tile<const Q4: bool, const M: usize, const N: usize>(
     j: usize,
     i: usize,
 ) {
-    let bytes = if Q4 { BLOCK / 2 } else { BLOCK };
     let mut acc = [[f32x4_splat(0.0); N]; M];
     for b in 0..w.blocks {
         let mut inputs = [[i16x8_splat(0); 4]; N];
@@ -84,7 +83,7 @@ unsafe fn tile<const Q4: bool, const M: usize, const N: usize>(
         }
         for m in 0..M {
             let block = (j + m) * w.blocks + b;
-            let values = weight_block::<Q4>(w.quants.as_ptr().add(block * bytes));
+            let values = weight_block::<Q4>(w.quants.as_ptr().add(block * w.step));
             let scale = *w.scales.get_unchecked(block);
             for n in 0..N {
                 let [x0, x1, x2, x3] = inputs[n];
