@@ -10,6 +10,9 @@
 //   scenarios: Quiver all-MiniLM-L6-v2 q8_0 without an index (one worker, and a pool of
 //   two) and with 10,000 documents,
 //   f32 with 10,000, multilingual-e5-small (4-bit) with 10,000; transformers.js q8.
+// A renderer's peak moves by tens of MB from run to run (when the garbage collector runs,
+// when V8 optimizes the wasm code), so every scenario and the blank page run RUNS times
+// (default 3): the median is reported, with the range.
 // Writes artifacts/bench-memory.json. Run after scripts/setup.sh.
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -21,6 +24,8 @@ import { PEERS, ROOT, corpus, haveTjs, peerMounts as mounts, randomIndex } from 
 const N = 10_000;
 // ONLY=regex runs the scenarios whose names match (the blank page always runs).
 const ONLY = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
+const RUNS = Number(process.env.RUNS ?? 3);
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** The URL of a 10k-document index of random unit vectors stamped with `model`'s identity. */
 function indexFor(model) {
@@ -105,19 +110,29 @@ async function measure(run, arg) {
   return { peak, afterDispose, ...result };
 }
 
-const blank = await measure(null);
+/** `measure`, RUNS times. */
+async function measureRuns(run, arg) {
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) runs.push(await measure(run, arg));
+  return runs;
+}
+
+const blankPeak = median((await measureRuns(null)).map((r) => r.peak));
 const mb = (bytes) => bytes / 1e6;
-const report = { documents: N, texts: texts.length, blank_peak_mb: mb(blank.peak), scenarios: {} };
+const report = { documents: N, texts: texts.length, runs: RUNS, blank_peak_mb: mb(blankPeak), scenarios: {} };
 for (const [name, s] of Object.entries(scenarios)) {
   if ((s.peer && !haveTjs) || (ONLY && !ONLY.test(name))) continue;
   const arg = Object.fromEntries(Object.entries(s.arg).map(([k, v]) => [k, typeof v === 'function' ? v() : v]));
-  const r = await measure(s.run, arg);
+  const runs = await measureRuns(s.run, arg);
+  const increments = runs.map((r) => mb(r.peak - blankPeak));
+  const wasm = runs.map((r) => r.wasmMemoryBytes).filter(Boolean);
   report.scenarios[name] = {
-    increment_mb: mb(r.peak - blank.peak),
-    peak_renderer_rss_mb: mb(r.peak),
-    after_dispose_increment_mb: r.afterDispose === null ? null : mb(r.afterDispose - blank.peak),
-    load_ms: r.loadMs,
-    ...(r.wasmMemoryBytes ? { wasm_memory_mb: mb(r.wasmMemoryBytes) } : {}),
+    increment_mb: median(increments),
+    increment_range_mb: [Math.min(...increments), Math.max(...increments)],
+    peak_renderer_rss_mb: mb(median(runs.map((r) => r.peak))),
+    after_dispose_increment_mb: runs[0].afterDispose === null ? null : mb(median(runs.map((r) => r.afterDispose)) - blankPeak),
+    load_ms: median(runs.map((r) => r.loadMs)),
+    ...(wasm.length ? { wasm_memory_mb: mb(median(wasm)) } : {}),
   };
 }
 server.close();
@@ -127,10 +142,11 @@ report.quiver_over_tjs_q8 = q8 / tjsQ8;
 mkdirSync(join(ROOT, 'artifacts'), { recursive: true });
 writeFileSync(join(ROOT, 'artifacts/bench-memory.json'), JSON.stringify(report, null, 2));
 
-console.log(`renderer memory (RSS) over a blank page's ${report.blank_peak_mb.toFixed(0)} MB: load, ${texts.length} texts embedded at batch 32, 20 queries`);
-console.log('| scenario | peak increment MB | of which wasm memory MB | after dispose MB | load ms |');
+console.log(`renderer memory (RSS) over a blank page's ${report.blank_peak_mb.toFixed(0)} MB: load, ${texts.length} texts embedded at batch 32, 20 queries; medians of ${RUNS} runs`);
+console.log('| scenario | peak increment MB (range) | of which wasm memory MB | after dispose MB | load ms |');
 console.log('|---|---:|---:|---:|---:|');
 for (const [name, r] of Object.entries(report.scenarios)) {
-  console.log(`| ${name} | ${r.increment_mb.toFixed(0)} | ${r.wasm_memory_mb?.toFixed(0) ?? '–'} | ${r.after_dispose_increment_mb?.toFixed(0) ?? '–'} | ${r.load_ms.toFixed(0)} |`);
+  const [low, high] = r.increment_range_mb.map((v) => v.toFixed(0));
+  console.log(`| ${name} | ${r.increment_mb.toFixed(0)} (${low}–${high}) | ${r.wasm_memory_mb?.toFixed(0) ?? '–'} | ${r.after_dispose_increment_mb?.toFixed(0) ?? '–'} | ${r.load_ms.toFixed(0)} |`);
 }
 if (Number.isFinite(report.quiver_over_tjs_q8)) console.log(`\nQuiver q8_0 ÷ transformers.js q8, peak increment: ${report.quiver_over_tjs_q8.toFixed(2)}`);
