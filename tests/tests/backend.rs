@@ -5,7 +5,7 @@
 //! Without any GPU adapter these tests skip, saying so; under `CI` they fail instead.
 
 use pollster::block_on;
-use quiver::backend::{Decision, CALIBRATION_BUDGET};
+use quiver::backend::{AdapterSummary, Decision, CALIBRATION_BUDGET};
 use quiver::encoder::{Encoder, ModelFiles, TextKind, WeightsFormat};
 use quiver::index::{Document, FlatIndex, IndexConfig, SearchOptions, Strategy};
 use quiver::{Backend, BackendChoice, BackendOptions, BackendReport, DecisionCache, EmbedOptions, Embedder, Engine};
@@ -121,6 +121,36 @@ fn cached_decisions_are_followed_without_calibrating() {
         let vectors = block_on(loaded.embed(&TEXTS, &EmbedOptions::default())).unwrap();
         assert_eq!(vectors.len(), TEXTS.len());
     }
+}
+
+/// A decision another build of Quiver cached (its kernels may compute otherwise) is not
+/// followed: keys name the build, not only the crate version, which no commit changes.
+#[test]
+fn decisions_of_another_build_are_not_followed() {
+    let probe = embedder(BackendChoice::Cpu, &mut DecisionCache::default());
+    let adapter = AdapterSummary {
+        name: "an adapter".into(),
+        api: "vulkan".into(),
+        device_type: "cpu".into(),
+        driver: "a driver".into(),
+        shader_f16: false,
+    };
+    let key = DecisionCache::key(probe.encoder(), &adapter);
+    let (head, build) = key.rsplit_once("| quiver ").unwrap();
+    assert!(build.starts_with(concat!(env!("CARGO_PKG_VERSION"), "+")), "{key}");
+    let decision = Decision {
+        backend: Backend::Cpu,
+        reason: "seeded".into(),
+        fallback_code: None,
+        calibration: None,
+        adapter: None,
+    };
+    let mut decisions = DecisionCache::default();
+    decisions.insert(format!("{head}| quiver {}", env!("CARGO_PKG_VERSION")), decision.clone());
+    assert!(decisions.get(&key).is_none());
+    assert!(decisions.cpu_for_model(probe.encoder()).is_none(), "another build's decision");
+    decisions.insert(key, decision);
+    assert!(decisions.cpu_for_model(probe.encoder()).is_some(), "this build's decision");
 }
 
 #[test]

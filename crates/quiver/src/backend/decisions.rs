@@ -45,8 +45,9 @@ pub struct DecisionCache {
 }
 
 impl DecisionCache {
-    /// Model (by weights hash) and adapter (name, API, kind, driver) and this version of
-    /// Quiver, whose kernels may change the answer.
+    /// Model (by weights hash) and adapter (name, API, kind, driver) and this build of
+    /// Quiver (`build.rs`: its version and a hash of its kernels' sources), whose kernels may
+    /// change the answer.
     pub fn key(encoder: &Encoder, adapter: &AdapterSummary) -> String {
         format!(
             "{}{} {} {} {} | quiver {}",
@@ -55,7 +56,7 @@ impl DecisionCache {
             adapter.api,
             adapter.device_type,
             adapter.driver,
-            env!("CARGO_PKG_VERSION")
+            env!("QUIVER_BUILD")
         )
     }
 
@@ -76,7 +77,7 @@ impl DecisionCache {
     /// for an adapter (which wakes the GPU driver).
     pub fn cpu_for_model(&self, encoder: &Encoder) -> Option<&Decision> {
         let prefix = Self::model_prefix(encoder);
-        let version = format!("| quiver {}", env!("CARGO_PKG_VERSION"));
+        let version = format!("| quiver {}", env!("QUIVER_BUILD"));
         let mut found = self.decisions.iter().filter(|(key, _)| key.starts_with(&prefix) && key.ends_with(&version));
         let (_, first) = found.next()?;
         let all_cpu = first.backend == Backend::Cpu && found.all(|(_, d)| d.backend == Backend::Cpu);
