@@ -209,6 +209,7 @@ fn bench_embed_speaks_the_peers_protocol() {
     ]);
     let report: Value = serde_json::from_slice(&std::fs::read(p("out.json")).unwrap()).unwrap();
     assert_eq!(report["peer"], "quiver");
+    assert_eq!(report["variant"], "cpu-f32");
     assert_eq!(report["n_docs"], 30);
     assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0);
     let npy = std::fs::read(p("out.npy")).unwrap();

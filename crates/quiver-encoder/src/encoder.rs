@@ -6,7 +6,8 @@ use crate::batch::{length_batches, padded};
 use crate::bert::Bert;
 use crate::checkpoint::{BertWeights, Checkpoint};
 use crate::config::{BertConfig, Pooling, Prefixes, SentenceConfig};
-use crate::files::{optional, sha256_hex, ModelFiles};
+use crate::files::{optional, sha256_hex, ModelFiles, WeightsFormat};
+use crate::gguf;
 use crate::pooling::{normalize, pool};
 use crate::tokenize::TextTokenizer;
 use crate::{EncoderError, Result};
@@ -93,6 +94,9 @@ pub struct Encoder {
     id: String,
     weights_sha256: String,
     tokenizer_sha256: String,
+    /// How the weights are stored: `f32` (any float checkpoint, computed in f32) or a GGUF's
+    /// quantization (`q8_0`, `q4_0`, `f16`).
+    weights: String,
 }
 
 impl Encoder {
@@ -127,6 +131,12 @@ impl Encoder {
             sentence.prefixes = prefixes.clone();
         }
         let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, sentence.max_seq_length)?;
+        let stored = match files.weights_format {
+            WeightsFormat::Safetensors => "f32".to_owned(),
+            WeightsFormat::Gguf => gguf::metadata_string(&gguf::read_header(&files.weights)?, gguf::QUANTIZATION_KEY)
+                .unwrap_or("gguf")
+                .to_owned(),
+        };
         let checkpoint = Checkpoint::from_files(files)?;
         checkpoint.check_vocabulary(tokenizer.vocab_size(), &bert_config)?;
         let weights = BertWeights::load(&bert_config, &checkpoint)?;
@@ -142,6 +152,7 @@ impl Encoder {
             id: quiver.id.unwrap_or_else(|| files.name.clone()),
             weights_sha256: files.weights_sha256.clone().unwrap_or_else(|| sha256_hex(&files.weights)),
             tokenizer_sha256: files.tokenizer_sha256.clone().unwrap_or_else(|| sha256_hex(&files.tokenizer)),
+            weights: stored,
         })
     }
 
@@ -156,6 +167,11 @@ impl Encoder {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// How the weights are stored: `f32`, `q8_0`, `q4_0` or `f16`.
+    pub fn weights(&self) -> &str {
+        &self.weights
     }
 
     pub fn weights_sha256(&self) -> &str {

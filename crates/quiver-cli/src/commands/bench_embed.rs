@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
         "peer": "quiver",
         "variant": match embedder.report().gpu_weights.filter(|_| embedder.active() == Backend::Gpu) {
             Some(weights) => format!("wgpu-{weights}-weights"),
-            None => "cpu-f32".to_owned(),
+            None => format!("cpu-{}", encoder.weights()),
         },
         "backend": embedder.report(),
         "n_docs": texts.len(),
