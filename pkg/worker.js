@@ -52,8 +52,7 @@ async function receive(files, path, stream, expected, report) {
 async function put(files, path, value) {
   if (typeof Blob !== 'undefined' && value instanceof Blob) return receive(files, path, value.stream(), value.size);
   let bytes;
-  if (value instanceof Uint8Array) bytes = value;
-  else if (value instanceof ArrayBuffer) bytes = new Uint8Array(value);
+  if (value instanceof ArrayBuffer) bytes = new Uint8Array(value);
   else if (ArrayBuffer.isView(value)) bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
   else throw fail('E_INVALID_ARGUMENT', 'files must be ArrayBuffer, Uint8Array, Blob or File');
   files.begin(path, bytes.length);

@@ -265,11 +265,8 @@ impl Matrix {
     /// independent, so same-typed quantized matrices stack by their bytes; anything else
     /// stacks as f32.
     pub(crate) fn stack(parts: Vec<Matrix>) -> Result<Self> {
-        if let [only] = &parts[..] {
-            return Ok(match only {
-                Matrix::Dense(t) => Matrix::Dense(t.clone()),
-                Matrix::Blocks(b) => Matrix::Blocks(b.clone()),
-            });
+        if parts.len() == 1 {
+            return Ok(parts.into_iter().next().expect("one part"));
         }
         let blocks: Option<Vec<&Blocks>> = parts
             .iter()

@@ -104,9 +104,10 @@ impl Pieces {
         }
     }
 
-    /// The most probable segmentation of `text`, runs of unknown characters fused into one
-    /// string (SentencePiece's Viterbi, as the crate's optimized path runs it).
-    fn segment<'t>(&self, text: &'t str) -> Result<Vec<&'t str>, String> {
+    /// The most probable segmentation of `text` with each piece's id, runs of unknown
+    /// characters fused into one string without an id (SentencePiece's Viterbi, as the
+    /// crate's optimized path runs it).
+    fn segment<'t>(&self, text: &'t str) -> Result<Vec<(&'t str, Option<u32>)>, String> {
         struct Best {
             score: f64,
             start: Option<usize>,
@@ -145,14 +146,14 @@ impl Pieces {
                 fused.get_or_insert(end);
             } else {
                 if let Some(fused_end) = fused.take() {
-                    pieces.push(&text[end..fused_end]);
+                    pieces.push((&text[end..fused_end], None));
                 }
-                pieces.push(&text[start..end]);
+                pieces.push((&text[start..end], Some(node.id)));
             }
             end = start;
         }
         if let Some(fused_end) = fused {
-            pieces.push(&text[..fused_end]);
+            pieces.push((&text[..fused_end], None));
         }
         pieces.reverse();
         Ok(pieces)
@@ -165,10 +166,11 @@ impl Model for Pieces {
     fn tokenize(&self, text: &str) -> tokenizers::Result<Vec<Token>> {
         let mut tokens = Vec::new();
         let mut offset = 0;
-        for piece in self.segment(text)? {
+        for (piece, id) in self.segment(text)? {
             let span = (offset, offset + piece.len());
             offset += piece.len();
-            if let Some(id) = self.id(piece) {
+            // A fused run of unknown characters is looked up whole, as the crate does.
+            if let Some(id) = id.or_else(|| self.id(piece)) {
                 tokens.push(Token::new(id, piece.to_string(), span));
                 continue;
             }

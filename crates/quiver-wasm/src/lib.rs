@@ -86,18 +86,17 @@ impl Files {
         Files::default()
     }
 
-    /// Starts `path` afresh, with room for `expected` bytes (0 when the length is unknown).
+    /// Starts `path` afresh, with room for `expected` bytes (0 when the length is unknown;
+    /// a length too large to reserve, as a lying header may give, reserves nothing).
     pub fn begin(&mut self, path: &str, expected: usize) {
-        self.bytes.insert(path.to_owned(), Vec::with_capacity(expected));
+        let mut bytes = Vec::new();
+        let _ = bytes.try_reserve_exact(expected);
+        self.bytes.insert(path.to_owned(), bytes);
     }
 
     /// Adds bytes that arrived to the end of `path` (started if it was not).
     pub fn append(&mut self, path: &str, chunk: &[u8]) {
         self.bytes.entry(path.to_owned()).or_default().extend_from_slice(chunk);
-    }
-
-    pub fn has(&self, path: &str) -> bool {
-        self.bytes.contains_key(path)
     }
 
     /// A copy of a small file (`quiver.json`), for the worker to read.
