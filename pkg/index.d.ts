@@ -64,6 +64,12 @@ export interface LoadOptions {
   /** Where quiver_wasm_bg.wasm is served, if a bundler moved it. */
   wasmUrl?: string | URL;
   /**
+   * Where the threaded engine's `quiver_wasm_bg.wasm` is served, its `quiver_wasm.js` and
+   * `snippets/` beside it (default: the package's `wasm-threads/`). Bundlers do not emit
+   * that folder: copy it to your static files and name it here to have wasm threads.
+   */
+  wasmThreadsUrl?: string | URL;
+  /**
    * Where embeddings are computed (default "auto"): "gpu" (WebGPU) whenever it works, "cpu"
    * (WebAssembly SIMD), or "auto", the faster of the two on this device, measured once
    * (≤ 300 ms) per model and GPU adapter and remembered in localStorage. Without WebGPU, or
@@ -77,7 +83,9 @@ export interface LoadOptions {
    */
   calibrationBudgetMs?: number;
   /**
-   * Workers that embed (default: half the cores, at most 4). Above 1, `embed` and `add`
+   * Threads that embed (default: half the cores, at most 4). Above 1, on a cross-origin
+   * isolated page, one worker runs the threaded engine: wasm threads on shared memory split
+   * every product, a single query's too. Elsewhere (no SharedArrayBuffer), `embed` and `add`
    * calls split their texts across a pool of workers, each with its own instance of the
    * model, started in the background after `load`; searches stay on the first worker,
    * which holds the index. Only where the CPU embeds.
@@ -86,8 +94,11 @@ export interface LoadOptions {
 }
 
 export interface ThreadsReport {
-  /** "pool": several workers split embeddings; "single": one worker does everything. */
-  mode: 'pool' | 'single';
+  /**
+   * "threads": one worker runs wasm threads; "pool": several workers split embeddings;
+   * "single": one worker does everything on one thread.
+   */
+  mode: 'threads' | 'pool' | 'single';
   /** Workers running (the pool's that failed to start are not counted). */
   workers: number;
   requested: number;

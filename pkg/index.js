@@ -32,6 +32,9 @@ function defaultThreads() {
   return Math.max(1, Math.min(4, Math.floor((globalThis.navigator?.hardwareConcurrency ?? 2) / 2)));
 }
 
+/** The threaded engine's module; its wasm-bindgen glue, `quiver_wasm.js`, sits beside it. */
+const THREADED_MODULE = './wasm-threads/quiver_wasm_bg.wasm';
+
 // A pool splits `embed` and `add` calls of at least this many texts per worker.
 const TEXTS_PER_PART = 8;
 
@@ -101,7 +104,7 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, backend, calibrationBudgetMs } = options;
+    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, wasmThreadsUrl, backend, calibrationBudgetMs } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
     const threads = options.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1) throw new QuiverError(`threads must be a whole number ≥ 1, got ${threads}`, 'E_INVALID_ARGUMENT');
@@ -115,17 +118,19 @@ export class Quiver {
       ? new Worker(workerUrl, { type: 'module' })
       : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
     const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
+    // Not a literal: bundlers would emit the threaded module without the glue it needs.
+    const wasmThreads = (wasmThreadsUrl ?? new URL(THREADED_MODULE, import.meta.url)).toString();
     const quiver = new Quiver(spawn());
     try {
       const args = {
         model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm),
-        backend, calibrationBudgetMs, decisions: storedDecisions(),
+        wasmThreads: absolute(wasmThreads), threads, backend, calibrationBudgetMs, decisions: storedDecisions(),
       };
-      const { decisions, ...info } = await quiver.#call('load', args, onProgress);
+      const { decisions, cores, ...info } = await quiver.#call('load', args, onProgress);
       storeDecisions(decisions);
       quiver.info = info;
       // After the first worker: the others find the model files in the cache.
-      quiver.#helpers = quiver.#startPool(threads, info, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm })
+      quiver.#helpers = quiver.#startPool(threads, info, cores, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm })
         .catch((e) => {
           // A worker that cannot even be created leaves the first one working alone.
           quiver.#threads = { mode: 'single', workers: 1, requested: threads, isolated: globalThis.crossOriginIsolated === true, reason: `the pool could not start: ${e?.message ?? e}` };
@@ -139,12 +144,14 @@ export class Quiver {
   }
 
   /**
-   * Starts `threads - 1` more workers, each with its own instance of the model, in the
-   * background; searches never wait for them. Resolves to those that loaded.
+   * Unless the first worker runs wasm threads (`cores`, its report), starts `threads - 1`
+   * more workers, each with its own instance of the model, in the background; searches
+   * never wait for them. Resolves to those that loaded.
    */
-  async #startPool(threads, info, spawn, args) {
+  async #startPool(threads, info, cores, spawn, args) {
     const isolated = globalThis.crossOriginIsolated === true;
-    const report = (workers, reason) => { this.#threads = { mode: workers > 1 ? 'pool' : 'single', workers, requested: threads, isolated, reason }; };
+    const report = (workers, reason, mode = workers > 1 ? 'pool' : 'single') => { this.#threads = { mode, workers, requested: threads, isolated, reason }; };
+    if (cores?.mode === 'threads') { report(1, `one worker: ${cores.reason}`, 'threads'); return []; }
     if (threads === 1) { report(1, 'one worker (threads: 1)'); return []; }
     if (info.backend?.active === 'gpu') { report(1, 'one worker: the GPU embeds'); return []; }
     const started = Array.from({ length: threads - 1 }, spawn);
@@ -156,8 +163,7 @@ export class Quiver {
     });
     const failed = loads.find((l) => l.status === 'rejected');
     report(1 + helpers.length, [
-      // Wasm threads need SharedArrayBuffer, which only cross-origin isolated pages have.
-      isolated ? 'cross-origin isolated, but this build has no wasm threads' : 'not cross-origin isolated (no SharedArrayBuffer for wasm threads)',
+      cores?.reason ?? 'no wasm threads',
       ': a pool of workers, each with its own instance, splits embed and add calls; searches stay on one',
       failed ? `; ${threads - 1 - helpers.length} worker(s) failed to start: ${failed.reason?.message}` : '',
     ].join(''));

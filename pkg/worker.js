@@ -1,8 +1,10 @@
 // The engine's Web Worker: loads the WebAssembly module, fetches (and caches) the model
 // and index, and answers the main thread's requests. One request at a time, in order.
 import { MODEL_CACHE } from './index.js';
-import init, { Engine, Files, modelReads } from './wasm/quiver_wasm.js';
+import * as single from './wasm/quiver_wasm.js';
 
+/** The engine's module (wasm-bindgen's glue: `Engine`, `Files`, …), once started. */
+let wasm = null;
 
 let engine = null;
 /** The latest embedding call: how many texts, on which backend, how long. */
@@ -10,6 +12,8 @@ let lastEmbedding = null;
 let persistName = null;
 /** Resolves to the WebAssembly module's exports once it is instantiated. */
 let ready = null;
+/** How the engine uses the cores: `{ mode: 'threads' | 'single', threads, reason }`. */
+let cores = null;
 
 function fail(code, message) {
   return Object.assign(new Error(message), { code });
@@ -18,8 +22,41 @@ function fail(code, message) {
 /** The cached copy of a hashed file carries its sha256 (hex): a cached load hashes nothing. */
 const SHA256_HEADER = 'x-quiver-sha256';
 
+/**
+ * Instantiates the threaded engine (a rayon pool of `threads` workers on shared memory)
+ * where the page is cross-origin isolated and more than one thread is asked for, else the
+ * single-threaded one. Resolves to the module's exports.
+ */
+async function start({ wasm: url, wasmThreads, threads = 1 }) {
+  let why = threads > 1 ? 'not cross-origin isolated (no SharedArrayBuffer for wasm threads)' : 'one thread asked for';
+  if (threads > 1 && wasmThreads && globalThis.crossOriginIsolated) {
+    try {
+      // Its glue sits beside its module, imported by a URL made here: a bundler leaves the
+      // threaded build out (its pool's workers import the glue by URL, which bundles break),
+      // and without it this falls back to one thread.
+      const glue = await import(/* @vite-ignore */ /* webpackIgnore: true */ new URL('quiver_wasm.js', wasmThreads).href);
+      const exports = await glue.default({ module_or_path: wasmThreads });
+      await glue.initThreadPool(threads);
+      wasm = glue;
+      cores = { mode: 'threads', threads, reason: `cross-origin isolated: ${threads} wasm threads on shared memory` };
+      return exports;
+    } catch (e) {
+      why = `the threaded build could not start: ${e?.message ?? e}`;
+    }
+  }
+  const exports = await single.default({ module_or_path: url });
+  wasm = single;
+  cores = { mode: 'single', threads: 1, reason: why };
+  return exports;
+}
+
+/** Bytes WebCrypto and the Cache API take: a copy where they are views of shared memory. */
+function unshared(view) {
+  return typeof SharedArrayBuffer !== 'undefined' && view.buffer instanceof SharedArrayBuffer ? view.slice() : view;
+}
+
 async function sha256(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', unshared(bytes)));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
@@ -100,7 +137,7 @@ async function fetchInto(files, path, url, { optional = false, useCache = true, 
     for (const name of ['content-encoding', 'x-decoded-length']) headers.delete(name);
     headers.set('content-length', String(loaded));
     if (digest) headers.set(SHA256_HEADER, digest);
-    try { await cache.put(url, new Response(files.view(path), { headers })); } catch { /* quota: still works */ }
+    try { await cache.put(url, new Response(unshared(files.view(path)), { headers })); } catch { /* quota: still works */ }
   }
   return { sha256: digest };
 }
@@ -117,7 +154,7 @@ function joinUrl(base, path) {
 async function modelFiles(model, useCache, progress) {
   let name = 'model';
   let read;
-  const files = new Files();
+  const files = new wasm.Files();
   if (typeof model === 'string') {
     name = model.replace(/\/+$/, '').split('/').pop() || 'model';
     read = (path, optional, hash) => fetchInto(files, path, joinUrl(model, path), { optional, useCache, hash, progress });
@@ -134,7 +171,7 @@ async function modelFiles(model, useCache, progress) {
   }
   const hashes = {};
   try {
-    for (let round = 0, reads; (reads = modelReads(round, files.copy('quiver.json'))); round++) {
+    for (let round = 0, reads; (reads = wasm.modelReads(round, files.copy('quiver.json'))); round++) {
       const take = async (path, optional) => {
         const got = await read(path, optional, reads.hashed.includes(path));
         if (got?.sha256) hashes[path] = got.sha256;
@@ -209,20 +246,20 @@ async function timed(texts, run) {
 
 const handlers = {
   // A pool's other workers (`helper`) only embed: they load the model and nothing else.
-  async load({ model, index, reranker, cache = true, persist: name, wasm, backend, decisions = '', calibrationBudgetMs, helper = false }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm: url, wasmThreads, threads, backend, decisions = '', calibrationBudgetMs, helper = false }, progress) {
     const started = performance.now();
-    ready ??= init({ module_or_path: wasm });
+    ready ??= start({ wasm: url, wasmThreads, threads });
     await ready;
     engine?.dispose();
     engine?.free();
-    engine = new Engine();
+    engine = new wasm.Engine();
     engine.setBackend(backend, calibrationBudgetMs);
     persistName = name ?? null;
     lastEmbedding = null;
     const loaded = await loadModel(model, cache, { backend, decisions }, progress);
     if (helper) return { model: loaded.model };
     if (reranker !== undefined && reranker !== null) await loadReranker(reranker, cache, progress);
-    const files = new Files();
+    const files = new wasm.Files();
     let restored = false;
     try {
       restored = persistName ? await loadPersisted(files, 'index', persistName) : false;
@@ -240,7 +277,7 @@ const handlers = {
     } finally {
       files.free();
     }
-    return { model: loaded.model, decisions: loaded.decisions, restored, loadMs: performance.now() - started, ...engine.stats() };
+    return { model: loaded.model, decisions: loaded.decisions, restored, loadMs: performance.now() - started, cores, ...engine.stats() };
   },
   search: ({ query, options }) => engine.search(query, options),
   searchVector: ({ vector, options }) => engine.searchVector(vector, options),

@@ -6,8 +6,9 @@
 //   cold start (empty cache) and warm start, page load → first query embedded, median of 5;
 //   embedding throughput (tokens/s) at batch 1 and 32 on the harness's short corpus, on a
 //   page that is not cross-origin isolated and on one that is (COOP/COEP): Quiver with one
-//   worker and with a pool of THREADS workers (default 2), transformers.js with its one
-//   thread and, isolated, with THREADS onnxruntime-web threads; and 64 long texts (~255
+//   worker and with THREADS (default 2) threads — a pool of workers where the page is not
+//   isolated, wasm threads where it is —, transformers.js with its one thread and,
+//   isolated, with THREADS onnxruntime-web threads; and 64 long texts (~255
 //   tokens) at batch 32;
 //   WebGPU: Quiver's GPU backend next to transformers.js `device: 'webgpu'` on the same
 //   adapter (headless Chromium's is SwiftShader, software: fewer texts and one run; only
@@ -102,7 +103,7 @@ const engines = {
   'transformers.js q8': { start: startTjs, arg: ['q8', 'wasm'], peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
   [`quiver q8_0 pool of ${THREADS}`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
   'quiver q8_0 isolated': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu'], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
-  [`quiver q8_0 pool of ${THREADS} isolated`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
+  [`quiver q8_0 ${THREADS} wasm threads isolated`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
   [`transformers.js q8 isolated, ${THREADS} threads`]: { start: startTjs, arg: ['q8', 'wasm', THREADS], peer: true, isolated: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
   'quiver f32 webgpu': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2/', 'gpu'], gpu: true, bytes: F32_BYTES },
   'transformers.js fp32 webgpu': { start: startTjs, arg: ['fp32', 'webgpu'], peer: true, gpu: true, bytes: TJS_FP32_BYTES },
@@ -172,7 +173,7 @@ report.q8_quiver_over_tjs = {
   not_isolated_one_worker: tjsRatio('quiver q8_0', 'transformers.js q8'),
   not_isolated_pool: tjsRatio(`quiver q8_0 pool of ${THREADS}`, 'transformers.js q8'),
   isolated_one_worker: tjsRatio('quiver q8_0 isolated', `transformers.js q8 isolated, ${THREADS} threads`),
-  isolated_pool: tjsRatio(`quiver q8_0 pool of ${THREADS} isolated`, `transformers.js q8 isolated, ${THREADS} threads`),
+  isolated_threads: tjsRatio(`quiver q8_0 ${THREADS} wasm threads isolated`, `transformers.js q8 isolated, ${THREADS} threads`),
 };
 
 // `auto` on this browser: the calibration's cost and decision, then the cached decision.

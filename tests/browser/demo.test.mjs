@@ -251,6 +251,48 @@ test('a pool of workers splits embed and add like one worker; searches and bad i
   await page.close();
 });
 
+test('on a cross-origin isolated page, one worker runs wasm threads and embeds, searches and fails as one thread does', async () => {
+  const isolated = await serve({ port: 0, isolated: true });
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => problems.push(`${page.url()}: ${e.message}`));
+    await page.goto(`http://127.0.0.1:${isolated.address().port}/web/blank.html`);
+    assert.ok(await page.evaluate(() => crossOriginIsolated), 'the page is cross-origin isolated');
+    const out = await page.evaluate(async () => {
+      const { Quiver } = await import('/pkg/index.js');
+      const texts = Array.from({ length: 40 }, (_, i) => `a ${['linen tablecloth', 'brass floor lamp', 'blue ceramic mug', 'wool rug'][i % 4]}, model ${i}${' with a long description'.repeat(i % 9)}`);
+      const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code ?? `no code: ${e.message}`; } };
+      const run = async (threads, cache) => {
+        // By URL, so the files are hashed and cached from shared memory too.
+        const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', index: '/data/catalogue-q8_0.qvr', threads, cache, backend: 'cpu' });
+        const vectors = (await q.embed(texts)).map((v) => Array.from(v));
+        const query = Array.from((await q.embed(['a pink velvet armchair'], { kind: 'query' }))[0]);
+        const found = (await q.search('pink velvet armchair with brass legs', { k: 5 })).map((r) => r.id);
+        const bad = await codeOf(q.embed(['ok', 42]));
+        const stats = await q.stats();
+        q.dispose();
+        return { vectors, query, found, bad, threads: stats.threads, memory: stats.wasmMemoryBytes };
+      };
+      return { one: await run(1, false), threaded: await run(2, true), cached: await run(2, true) };
+    });
+    const { one, threaded, cached } = out;
+    assert.deepEqual(one.threads.mode, 'single');
+    assert.match(one.threads.reason, /one worker \(threads: 1\)/);
+    for (const run of [threaded, cached]) {
+      assert.deepEqual({ ...run.threads, reason: undefined }, { mode: 'threads', workers: 1, requested: 2, isolated: true, reason: undefined }, run.threads.reason);
+      assert.match(run.threads.reason, /2 wasm threads/);
+      const worst = Math.min(...run.vectors.map((v, i) => cosine(v, one.vectors[i])), cosine(run.query, one.query));
+      assert.ok(worst >= 0.99999, `wasm threads vs one thread: worst cosine ${worst}`);
+      assert.deepEqual(run.found, one.found);
+      assert.equal(run.found[0], 'abigail-lounge-chair');
+      assert.equal(run.bad, 'E_INVALID_ARGUMENT');
+    }
+    await page.close();
+  } finally {
+    isolated.close();
+  }
+});
+
 test('a folder holding both model.safetensors and model.gguf loads the same weights in the page as with the CLI', async () => {
   // all-MiniLM-L6-v2's files with both weights: first without a quiver.json to name one,
   // then with one naming the GGUF.

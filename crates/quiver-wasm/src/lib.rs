@@ -13,6 +13,8 @@ use quiver::{BackendChoice, BackendOptions, DecisionCache, EmbedOptions, Embedde
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
 
 #[wasm_bindgen(start)]
 fn start() {
