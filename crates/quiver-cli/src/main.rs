@@ -18,6 +18,13 @@ use commands::{
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own C API, linked with it; the `mimalloc` crate does not wrap the options.
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+/// `mi_option_purge_delay` in mimalloc.h's `mi_option_t`.
+const PURGE_DELAY: std::ffi::c_int = 15;
+
 #[derive(Parser)]
 #[command(name = "quiver", version, about = "Semantic search on the user's device: embed, index, search")]
 struct Cli {
@@ -61,6 +68,11 @@ enum Command {
 }
 
 fn main() {
+    // mimalloc hands freed pages back to the OS 10 ms later, and each layer frees its
+    // activations and allocates the next ones: a long batch spent a tenth of its time on the
+    // kernel zeroing pages faulted in again. A command is one job: keep them until it exits.
+    // SAFETY: a plain setter of mimalloc's, called before any thread starts.
+    unsafe { mi_option_set(PURGE_DELAY, -1) };
     let runtime = quiet_runtime_dir();
     let cli = Cli::parse();
     if let Some(threads) = cli.threads {

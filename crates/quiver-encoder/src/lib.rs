@@ -28,7 +28,7 @@ pub use files::{ModelFiles, WeightsFormat};
 pub use quantize::{quantize_model, write_quantized_model, Quantization};
 pub use tokenize::PairTokens;
 
-/// The kernels that multiply Q8_0 and Q4_0 weights here (`avx-vnni`, `avx2`, `simd128`,
+/// The kernels that multiply Q8_0 and Q4_0 weights here (`avx512-vnni`, `avx-vnni`, `avx2`, `simd128`,
 /// `scalar`): the fastest the processor has, or those `QUIVER_KERNELS` names.
 pub fn int8_kernels() -> &'static str {
     qmatmul::best().name()

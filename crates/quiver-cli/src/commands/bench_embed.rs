@@ -82,7 +82,11 @@ pub fn run(args: Args) -> Result<()> {
         "peer": "quiver",
         "variant": match embedder.report().gpu_weights.filter(|_| embedder.active() == Backend::Gpu) {
             Some(weights) => format!("wgpu-{weights}-weights"),
-            None => format!("cpu-{}", encoder.weights()),
+            // Quantized products name their kernels: an AVX-512 figure is not a laptop's.
+            None => match encoder.weights() {
+                quantized @ ("q8_0" | "q4_0") => format!("cpu-{quantized}-{}", quiver::encoder::int8_kernels()),
+                float => format!("cpu-{float}"),
+            },
         },
         "backend": embedder.report(),
         "n_docs": texts.len(),

@@ -9,7 +9,10 @@
 
 use std::arch::x86_64::*;
 
-use super::{check_sizes, Kernels, Layout, QuantizedRows, WeightRows, BLOCK, GROUP, PANEL};
+use super::{check_sizes, Kernels, Layout, QuantizedRows, WeightRows, BLOCK, PANEL};
+
+/// Consecutive values of one row side by side in a group ([`Layout::Panels`]).
+const GROUP: usize = 4;
 
 pub struct AvxVnni;
 

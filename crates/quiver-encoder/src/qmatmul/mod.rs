@@ -10,7 +10,8 @@
 //!
 //! Each kernel names the [`Layout`] it reads: most take the rows as stored; AVX-VNNI takes
 //! panels of 8 rows interleaved 4 values at a time, so that one `vpdpbusd` adds 4 products
-//! to each of 8 outputs and a block's sums need no horizontal additions.
+//! to each of 8 outputs and a block's sums need no horizontal additions; AVX-512 VNNI takes
+//! them 8 values at a time, two lanes of a 512-bit register per row.
 
 use std::sync::OnceLock;
 
@@ -24,6 +25,8 @@ use crate::{EncoderError, Result};
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx512_vnni;
+#[cfg(target_arch = "x86_64")]
 mod avx_vnni;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -31,10 +34,8 @@ mod simd128;
 
 /// Values in a quantization block (along `inputs`).
 pub(crate) const BLOCK: usize = 32;
-/// Weight rows in a panel of the [`Layout::Panels`] layout.
+/// Weight rows in a panel of the [`Layout::Panels`] and [`Layout::WidePanels`] layouts.
 pub(crate) const PANEL: usize = 8;
-/// Consecutive values of one row side by side in a panel.
-const GROUP: usize = 4;
 
 /// How a kernel wants the weights laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,20 @@ pub(crate) enum Layout {
     /// the values as unsigned bytes `q + 128`, in 8 groups of 32 bytes, group `g` holding
     /// values `4g..4g + 4` of row 0, then of row 1, …; the panel's 8 scales side by side.
     Panels,
+    /// As [`Layout::Panels`], in 4 groups of 64 bytes, group `g` holding values
+    /// `8g..8g + 8` of row 0, then of row 1, ….
+    WidePanels,
+}
+
+impl Layout {
+    /// In the panel layouts, consecutive values of one row side by side in a group.
+    pub(crate) fn group(self) -> usize {
+        match self {
+            Layout::Rows => 1,
+            Layout::Panels => 4,
+            Layout::WidePanels => 8,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +101,7 @@ enum Quants {
     /// [`Layout::Rows`]: the stored blocks themselves, past the first scale (no copy: in
     /// wasm, whose memory never shrinks, a copy would stay for good).
     InPlace(Blocks),
-    /// [`Layout::Panels`]: repacked.
+    /// [`Layout::Panels`] and [`Layout::WidePanels`]: repacked.
     Packed(Vec<u8>),
 }
 
@@ -99,7 +114,7 @@ impl Quants {
     }
 }
 
-/// Some consecutive rows of a [`QuantizedWeight`] (whole panels, in [`Layout::Panels`]).
+/// Some consecutive rows of a [`QuantizedWeight`] (whole panels, in the panel layouts).
 pub(crate) struct WeightRows<'a> {
     block_type: BlockType,
     layout: Layout,
@@ -121,7 +136,7 @@ impl WeightRows<'_> {
 pub(crate) struct QuantizedRows<'a> {
     blocks: usize,
     scales: &'a [f32],
-    /// Each block's sum of values (what [`Layout::Panels`]' `+ 128` adds, over 128).
+    /// Each block's sum of values (what the panel layouts' `+ 128` adds, over 128).
     sums: &'a [i32],
     quants: &'a [i8],
 }
@@ -156,7 +171,7 @@ fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[
             let last = (w.rows * w.blocks).checked_sub(1).map_or(0, |last| last * w.step + w.block_type.bytes());
             assert!(w.quants.len() >= last);
         }
-        Layout::Panels => {
+        Layout::Panels | Layout::WidePanels => {
             let stored = w.rows.next_multiple_of(PANEL);
             assert_eq!(w.scales.len(), stored * w.blocks);
             assert_eq!(w.quants.len(), stored * w.blocks * BLOCK);
@@ -177,6 +192,10 @@ pub(crate) fn available() -> Vec<&'static dyn Kernels> {
     #[cfg(target_arch = "x86_64")]
     if avx_vnni::AvxVnni::detect() {
         all.push(&avx_vnni::AvxVnni);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512_vnni::Avx512Vnni::detect() {
+        all.push(&avx512_vnni::Avx512Vnni);
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     all.push(&simd128::Simd128);
@@ -238,7 +257,7 @@ impl QuantizedWeight {
         };
         Ok(Some(match layout {
             Layout::Rows => rows,
-            Layout::Panels => rows.panels(),
+            Layout::Panels | Layout::WidePanels => rows.panels(layout),
         }))
     }
 
@@ -257,9 +276,10 @@ impl QuantizedWeight {
         }
     }
 
-    /// This matrix, in [`Layout::Rows`], repacked in [`Layout::Panels`].
-    fn panels(self) -> Self {
+    /// This matrix, in [`Layout::Rows`], repacked in a panel `layout`.
+    fn panels(self, layout: Layout) -> Self {
         let panels = self.outputs.div_ceil(PANEL);
+        let width = layout.group();
         let mut scales = vec![0f32; panels * self.blocks * PANEL];
         // Padding rows are zeros: `0 + 128`.
         let mut quants = vec![128u8; panels * self.blocks * PANEL * BLOCK];
@@ -269,12 +289,13 @@ impl QuantizedWeight {
                 let at = (panel * self.blocks + b) * PANEL;
                 scales[at + row] = self.scales[j * self.blocks + b];
                 for k in 0..BLOCK {
-                    let (group, lane) = (k / GROUP, k % GROUP);
-                    quants[(at + group) * BLOCK + row * GROUP + lane] = (self.value(j, b, k) as i16 + 128) as u8;
+                    let (group, lane) = (k / width, k % width);
+                    quants[at * BLOCK + (group * PANEL + row) * width + lane] =
+                        (self.value(j, b, k) as i16 + 128) as u8;
                 }
             }
         }
-        QuantizedWeight { layout: Layout::Panels, scales, quants: Quants::Packed(quants), ..self }
+        QuantizedWeight { layout, scales, quants: Quants::Packed(quants), ..self }
     }
 
     pub fn inputs(&self) -> usize {
@@ -285,7 +306,7 @@ impl QuantizedWeight {
         self.outputs
     }
 
-    /// Weight rows `start..end`; in [`Layout::Panels`], `start` begins a panel.
+    /// Weight rows `start..end`; in the panel layouts, `start` begins a panel.
     fn rows(&self, start: usize, end: usize) -> WeightRows<'_> {
         let quants = self.quants.bytes();
         let (first, last, quants) = match self.layout {
@@ -294,7 +315,7 @@ impl QuantizedWeight {
                 // The last block needs its values only, not a next block's scale.
                 (start, end, &quants[from..to.saturating_sub(2).max(from)])
             }
-            Layout::Panels => {
+            Layout::Panels | Layout::WidePanels => {
                 assert_eq!(start % PANEL, 0, "panels are split whole");
                 let last = end.next_multiple_of(PANEL);
                 (start, last, &quants[start * self.blocks * BLOCK..last * self.blocks * BLOCK])
