@@ -33,7 +33,7 @@ async function start({ wasm: url, wasmThreads, threads = 1 }) {
     try {
       // Its glue sits beside its module, imported by a URL made here: a bundler leaves the
       // threaded build out (its pool's workers import the glue by URL, which bundles break),
-      // and without it this falls back to one thread.
+      // and without it this worker runs the single-threaded build and index.js the pool.
       const glue = await import(/* @vite-ignore */ /* webpackIgnore: true */ new URL('quiver_wasm.js', wasmThreads).href);
       const exports = await glue.default({ module_or_path: wasmThreads });
       await glue.initThreadPool(threads);
