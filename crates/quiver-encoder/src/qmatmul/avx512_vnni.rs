@@ -40,8 +40,8 @@ impl Kernels for Avx512Vnni {
 
 /// Input rows in a tile: each weight group loaded serves this many.
 const TILE_INPUTS: usize = 4;
-/// Values of one row in a group of [`Layout::WidePanels`].
-const WIDTH: usize = 8;
+/// Values of one row in a group.
+const WIDTH: usize = Layout::WidePanels.group();
 
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn matmul(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {

@@ -11,8 +11,8 @@ use std::arch::x86_64::*;
 
 use super::{check_sizes, Kernels, Layout, QuantizedRows, WeightRows, BLOCK, PANEL};
 
-/// Consecutive values of one row side by side in a group ([`Layout::Panels`]).
-const GROUP: usize = 4;
+/// Consecutive values of one row side by side in a group.
+const GROUP: usize = Layout::Panels.group();
 
 pub struct AvxVnni;
 

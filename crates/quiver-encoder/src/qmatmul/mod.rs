@@ -54,8 +54,9 @@ pub(crate) enum Layout {
 }
 
 impl Layout {
-    /// In the panel layouts, consecutive values of one row side by side in a group.
-    pub(crate) fn group(self) -> usize {
+    /// Consecutive values of one row side by side in a group (in [`Layout::Rows`], a row's
+    /// values simply follow one another).
+    pub(crate) const fn group(self) -> usize {
         match self {
             Layout::Rows => 1,
             Layout::Panels => 4,
