@@ -64,6 +64,11 @@ export interface LoadOptions {
   /** Where quiver_wasm_bg.wasm is served, if a bundler moved it. */
   wasmUrl?: string | URL;
   /**
+   * Where the relaxed-simd build's quiver_wasm_bg.wasm is served (default: the package's
+   * `wasm-relaxed/`), if a bundler moved it. Browsers with relaxed-simd run it.
+   */
+  wasmRelaxedUrl?: string | URL;
+  /**
    * Where the threaded engine's `quiver_wasm_bg.wasm` is served, its `quiver_wasm.js` and
    * `snippets/` beside it (default: the package's `wasm-threads/`). Bundlers do not emit
    * that folder: copy it to your static files and name it here to have wasm threads.
@@ -84,8 +89,9 @@ export interface LoadOptions {
   calibrationBudgetMs?: number;
   /**
    * Threads that embed (default: half the cores, at most 4). Above 1, on a cross-origin
-   * isolated page, one worker runs the threaded engine: wasm threads on shared memory split
-   * every product, a single query's too. Elsewhere (no SharedArrayBuffer), `embed` and `add`
+   * isolated page in a browser with wasm relaxed-simd, one worker runs the threaded engine:
+   * wasm threads on shared memory split every product, a single query's too. Elsewhere (no
+   * SharedArrayBuffer, or Safari), `embed` and `add`
    * calls split their texts across a pool of workers, each with its own instance of the
    * model, started in the background after `load`; searches stay on the first worker,
    * which holds the index. Only where the CPU embeds.
@@ -140,7 +146,13 @@ export interface Stats {
   documents: number;
   dim: number | null;
   model: string | null;
+  /** The index's kernels: 'simd128' in the browser. */
   kernels: string;
+  /**
+   * The kernels of a quantized model's products: 'relaxed-simd' where the browser has wasm
+   * relaxed-simd (Chrome, Firefox, Edge), else 'simd128' (Safari).
+   */
+  modelKernels: string;
   /** Whether the index has a keyword index (keyword and hybrid search). */
   keyword: boolean;
   /** The engine's cache of query embeddings. */

@@ -104,7 +104,7 @@ export class Quiver {
    * @param {import('./index.d.ts').LoadOptions} options
    */
   static async load(options = {}) {
-    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, wasmThreadsUrl, backend, calibrationBudgetMs } = options;
+    const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, wasmRelaxedUrl, wasmThreadsUrl, backend, calibrationBudgetMs } = options;
     if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
     const threads = options.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1) throw new QuiverError(`threads must be a whole number ≥ 1, got ${threads}`, 'E_INVALID_ARGUMENT');
@@ -118,19 +118,20 @@ export class Quiver {
       ? new Worker(workerUrl, { type: 'module' })
       : new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }));
     const wasm = (wasmUrl ?? new URL('./wasm/quiver_wasm_bg.wasm', import.meta.url)).toString();
+    const wasmRelaxed = (wasmRelaxedUrl ?? new URL('./wasm-relaxed/quiver_wasm_bg.wasm', import.meta.url)).toString();
     // Not a literal: bundlers would emit the threaded module without the glue it needs.
     const wasmThreads = (wasmThreadsUrl ?? new URL(THREADED_MODULE, import.meta.url)).toString();
     const quiver = new Quiver(spawn());
     try {
       const args = {
         model: absolute(model), index: absolute(index), reranker: absolute(reranker), cache, persist, wasm: absolute(wasm),
-        wasmThreads: absolute(wasmThreads), threads, backend, calibrationBudgetMs, decisions: storedDecisions(),
+        wasmRelaxed: absolute(wasmRelaxed), wasmThreads: absolute(wasmThreads), threads, backend, calibrationBudgetMs, decisions: storedDecisions(),
       };
       const { decisions, cores, ...info } = await quiver.#call('load', args, onProgress);
       storeDecisions(decisions);
       quiver.info = info;
       // After the first worker: the others find the model files in the cache.
-      quiver.#helpers = quiver.#startPool(threads, info, cores, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm })
+      quiver.#helpers = quiver.#startPool(threads, info, cores, () => quiver.#listen(spawn()), { model: args.model, cache, wasm: args.wasm, wasmRelaxed: args.wasmRelaxed })
         .catch((e) => {
           // A worker that cannot even be created leaves the first one working alone.
           quiver.#threads = { mode: 'single', workers: 1, requested: threads, isolated: globalThis.crossOriginIsolated === true, reason: `the pool could not start: ${e?.message ?? e}` };

@@ -19,17 +19,33 @@ function fail(code, message) {
   return Object.assign(new Error(message), { code });
 }
 
+/**
+ * Whether this browser runs wasm relaxed-simd (Chrome, Firefox and Edge; not Safari): a
+ * module of one function using `i32x4.relaxed_dot_i8x16_i7x16_add_s`, the instruction the
+ * relaxed build's kernels rest on, validates.
+ */
+const RELAXED_SIMD = WebAssembly.validate(new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, // magic, version
+  1, 5, 1, 96, 0, 1, 123, // type: () -> v128
+  3, 2, 1, 0, // one function of that type
+  // its body: three i8x16.splat(i32.const …), the dot product, end
+  10, 19, 1, 17, 0, 65, 1, 253, 15, 65, 2, 253, 15, 65, 3, 253, 15, 253, 147, 2, 11,
+]));
+
 /** The cached copy of a hashed file carries its sha256 (hex): a cached load hashes nothing. */
 const SHA256_HEADER = 'x-quiver-sha256';
 
 /**
  * Instantiates the threaded engine (a rayon pool of `threads` workers on shared memory)
  * where the page is cross-origin isolated and more than one thread is asked for, else the
- * single-threaded one. Resolves to the module's exports.
+ * single-threaded one: its relaxed-simd build where the browser has relaxed-simd. Resolves
+ * to the module's exports.
  */
-async function start({ wasm: url, wasmThreads, threads = 1 }) {
+async function start({ wasm: url, wasmRelaxed, wasmThreads, threads = 1 }) {
   let why = threads > 1 ? 'not cross-origin isolated (no SharedArrayBuffer for wasm threads)' : 'one thread asked for';
-  if (threads > 1 && wasmThreads && globalThis.crossOriginIsolated) {
+  // The threaded build has the relaxed build's kernels: without relaxed-simd, the pool.
+  if (threads > 1 && globalThis.crossOriginIsolated && !RELAXED_SIMD) why = 'no wasm relaxed-simd, which the threaded build needs';
+  if (threads > 1 && wasmThreads && globalThis.crossOriginIsolated && RELAXED_SIMD) {
     try {
       // Its glue sits beside its module, imported by a URL made here: a bundler leaves the
       // threaded build out (its pool's workers import the glue by URL, which bundles break),
@@ -44,7 +60,8 @@ async function start({ wasm: url, wasmThreads, threads = 1 }) {
       why = `the threaded build could not start: ${e?.message ?? e}`;
     }
   }
-  const exports = await single.default({ module_or_path: url });
+  // Both single-threaded builds share one glue (scripts/build-web.sh checks it).
+  const exports = await single.default({ module_or_path: RELAXED_SIMD && wasmRelaxed ? wasmRelaxed : url });
   wasm = single;
   cores = { mode: 'single', threads: 1, reason: why };
   return exports;
@@ -246,9 +263,9 @@ async function timed(texts, run) {
 
 const handlers = {
   // A pool's other workers (`helper`) only embed: they load the model and nothing else.
-  async load({ model, index, reranker, cache = true, persist: name, wasm: url, wasmThreads, threads, backend, decisions = '', calibrationBudgetMs, helper = false }, progress) {
+  async load({ model, index, reranker, cache = true, persist: name, wasm: url, wasmRelaxed, wasmThreads, threads, backend, decisions = '', calibrationBudgetMs, helper = false }, progress) {
     const started = performance.now();
-    ready ??= start({ wasm: url, wasmThreads, threads });
+    ready ??= start({ wasm: url, wasmRelaxed, wasmThreads, threads });
     await ready;
     engine?.dispose();
     engine?.free();

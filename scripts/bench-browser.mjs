@@ -55,9 +55,12 @@ const gpuTokens = { batch1: tokenCount(texts.slice(0, GPU_TEXTS.batch1), 'g1'), 
 // Indexes of 10k and 100k random unit vectors (search cost does not depend on content).
 for (const n of [10_000, 100_000]) randomIndex(`bench-${n}`, n, 'all-MiniLM-L6-v2', 12345);
 
-const server = await serve({ port: 0, mounts });
+// A worker that sees no relaxed-simd, as Safari's: the simd128 build runs.
+const WITHOUT_RELAXED = '/without-relaxed-simd/worker.js';
+const served = { ...mounts, 'without-relaxed-simd/': join(ROOT, 'tests/browser/without-relaxed-simd') };
+const server = await serve({ port: 0, mounts: served });
 const base = `http://127.0.0.1:${server.address().port}`;
-const isolatedServer = await serve({ port: 0, mounts, isolated: true });
+const isolatedServer = await serve({ port: 0, mounts: served, isolated: true });
 const isolatedBase = `http://127.0.0.1:${isolatedServer.address().port}`;
 const home = join(tmp, 'home');
 mkdirSync(home, { recursive: true });
@@ -69,10 +72,10 @@ const browser = await chromium.launch({
 });
 
 // Each engine starts in a fresh page from its argument; `window.engine(batch)` embeds.
-const startQuiver = async ([model, backend, threads = 1]) => {
+const startQuiver = async ([model, backend, threads = 1, workerUrl]) => {
   const { Quiver } = await import('/pkg/index.js');
   // No index: quantized models make vectors of their own, which an f32 index refuses.
-  const q = await Quiver.load({ model, backend, threads });
+  const q = await Quiver.load({ model, backend, threads, workerUrl });
   await q.embed(['first query'], { kind: 'query' });
   window.engine = (batch) => q.embed(batch, { kind: 'raw' });
   window.backend = q.info.backend;
@@ -101,6 +104,7 @@ const engines = {
   'quiver q4_0': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q4_0/', 'cpu'], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q4_0'), MINILM_FILES) },
   'transformers.js fp32': { start: startTjs, arg: ['fp32', 'wasm'], peer: true, bytes: TJS_FP32_BYTES },
   'transformers.js q8': { start: startTjs, arg: ['q8', 'wasm'], peer: true, bytes: modelBytes(join(PEERS, 'models/all-MiniLM-L6-v2'), ['config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']) },
+  'quiver q8_0 simd128 (no relaxed-simd, as Safari)': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', 1, WITHOUT_RELAXED], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
   [`quiver q8_0 pool of ${THREADS}`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
   'quiver q8_0 isolated': { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu'], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },
   [`quiver q8_0 ${THREADS} wasm threads isolated`]: { start: startQuiver, arg: ['/models/all-MiniLM-L6-v2-q8_0/', 'cpu', THREADS], isolated: true, bytes: modelBytes(join(ROOT, 'models/all-MiniLM-L6-v2-q8_0'), MINILM_FILES) },

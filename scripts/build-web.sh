@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds the browser package's two engines, each as wasm-bindgen's ES module glue and a
-# module optimised by wasm-opt (npm binaryen, when installed):
-#   pkg/wasm/          wasm32 + simd128, what every page runs;
-#   pkg/wasm-threads/  the same plus wasm threads (atomics, shared memory, rayon's pool as
-#                      Web Workers), for cross-origin isolated pages: nightly Rust (pinned
-#                      below) rebuilds std with atomics.
+# Builds the browser package's engines, each as wasm-bindgen's ES module glue and a module
+# optimised by wasm-opt (npm binaryen, when installed):
+#   pkg/wasm/          wasm32 + simd128, what every browser runs;
+#   pkg/wasm-relaxed/  the same plus relaxed-simd (Chrome, Firefox; not Safari), whose
+#                      integer dot product the quantized models' kernels use; the worker picks
+#                      it where the browser validates that instruction. Its glue is
+#                      pkg/wasm/'s (checked here), so only its module is kept;
+#   pkg/wasm-threads/  relaxed-simd plus wasm threads (atomics, shared memory, rayon's pool
+#                      as Web Workers), for cross-origin isolated pages where the browser has
+#                      relaxed-simd (the same kernels as the relaxed build, so the same
+#                      vectors): nightly Rust (pinned below) rebuilds std with atomics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,13 +50,25 @@ package() {
 cargo build --release --locked --target wasm32-unknown-unknown -p quiver-wasm
 package wasm target/wasm32-unknown-unknown/release/quiver_wasm.wasm
 
-# RUSTFLAGS replaces .cargo/config.toml's flags for wasm32, so they are repeated here. The
-# memory is imported and shared (what wasm-bindgen's thread support looks for), with a
+# RUSTFLAGS replaces .cargo/config.toml's flags for wasm32, so they are repeated here; its
+# own target directory keeps the builds from invalidating each other.
+RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd --cfg getrandom_backend="wasm_js"' \
+  cargo build --release --locked --target wasm32-unknown-unknown -p quiver-wasm --target-dir target/relaxed
+package wasm-relaxed target/relaxed/wasm32-unknown-unknown/release/quiver_wasm.wasm --enable-relaxed-simd
+# The worker instantiates this module with pkg/wasm/'s glue: the two may differ in their
+# comments only (wasm-bindgen notes the index of each closure's shim there).
+if [ -f pkg/wasm-relaxed/quiver_wasm.js ]; then
+  code() { grep -v '^ *//' "$1"; }
+  cmp <(code pkg/wasm/quiver_wasm.js) <(code pkg/wasm-relaxed/quiver_wasm.js)
+  rm pkg/wasm-relaxed/quiver_wasm.js
+fi
+
+# As for the relaxed build, RUSTFLAGS repeats the config's flags. The memory is imported
+# and shared (what wasm-bindgen's thread support looks for), with a
 # maximum, as shared memory must declare: 4 GiB, all that wasm32 addresses; each thread's
-# thread-local storage is set up through the exported TLS symbols. Its own target directory
-# keeps the two builds from invalidating each other.
+# thread-local storage is set up through the exported TLS symbols.
 link='--shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base'
-RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals ${link//--/-C link-arg=--} --cfg getrandom_backend=\"wasm_js\"" \
+RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd,+atomics,+bulk-memory,+mutable-globals ${link//--/-C link-arg=--} --cfg getrandom_backend=\"wasm_js\"" \
   cargo "+$NIGHTLY" build --release --locked --target wasm32-unknown-unknown -p quiver-wasm --features threads \
   -Z build-std=panic_abort,std --target-dir target/threads
-package wasm-threads target/threads/wasm32-unknown-unknown/release/quiver_wasm.wasm --enable-threads
+package wasm-threads target/threads/wasm32-unknown-unknown/release/quiver_wasm.wasm --enable-threads --enable-relaxed-simd

@@ -83,5 +83,5 @@ for flavour in "en en" "de de" "de x-en" "en x-de"; do
   fi
 done
 
-step "browser package (wasm32 + simd128, and with wasm threads; wasm-bindgen, wasm-opt)"
+step "browser package (wasm32 + simd128, with relaxed-simd, with wasm threads; wasm-bindgen, wasm-opt)"
 bash scripts/build-web.sh

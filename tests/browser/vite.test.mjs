@@ -24,6 +24,7 @@ before(() => {
   writeFileSync(join(app, 'main.js'), [
     "import { Quiver } from 'quiver-search';",
     "const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });",
+    "window.kernels = (await q.stats()).modelKernels;",
     "window.results = await q.search('crystal glasses for red wine', { k: 3 });",
   ].join('\n'));
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--silent', tarball], { cwd: app });
@@ -37,7 +38,8 @@ after(async () => {
 
 test('the packed package works in a fresh Vite build', async () => {
   const assets = readdirSync(join(app, 'dist/assets'));
-  assert.ok(assets.some((f) => f.endsWith('.wasm')), `no .wasm emitted: ${assets}`);
+  // Both single-threaded engines: simd128 and relaxed-simd.
+  assert.equal(assets.filter((f) => f.endsWith('.wasm')).length, 2, `wasm emitted: ${assets}`);
   assert.ok(assets.some((f) => f.startsWith('worker')), `no worker emitted: ${assets}`);
 
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
@@ -63,5 +65,6 @@ test('the packed package works in a fresh Vite build', async () => {
   const results = await page.evaluate(() => window.results);
   assert.equal(results.length, 3);
   assert.match(results[0].metadata.category, /Glass/);
+  assert.equal(await page.evaluate(() => window.kernels), 'relaxed-simd', 'the bundle runs the relaxed build in Chromium');
   assert.deepEqual(errors, []);
 });

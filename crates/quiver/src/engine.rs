@@ -31,6 +31,8 @@ pub struct Stats {
     pub dim: Option<usize>,
     pub model: Option<String>,
     pub kernels: &'static str,
+    /// The kernels of quantized models' matrix products (`relaxed-simd`, `avx2`, …).
+    pub model_kernels: &'static str,
     pub keyword: bool,
     pub query_cache: CacheStats,
     pub backend: Option<BackendReport>,
@@ -296,6 +298,7 @@ impl Engine {
             dim: self.index.as_ref().map(FlatIndex::dim).or(encoder.map(Encoder::dim)),
             model: encoder.map(|e| e.id().to_owned()),
             kernels: quiver_index::kernels::best().name(),
+            model_kernels: quiver_encoder::int8_kernels(),
             keyword: self.index.as_ref().is_some_and(|i| i.keyword_index().is_some()),
             query_cache: self.cache.stats(),
             backend: self.embedder.as_ref().map(Embedder::report),

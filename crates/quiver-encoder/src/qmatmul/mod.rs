@@ -12,6 +12,10 @@
 //! panels of 8 rows interleaved 4 values at a time, so that one `vpdpbusd` adds 4 products
 //! to each of 8 outputs and a block's sums need no horizontal additions; AVX-512 VNNI takes
 //! them 8 values at a time, two lanes of a 512-bit register per row.
+//!
+//! Each kernel also names the [`Activations`] it multiplies: signed bytes as above, or, for
+//! wasm relaxed-simd, unsigned 7-bit values from each block's minimum, the only range in
+//! which its byte product gives the same sums on every processor.
 
 use std::sync::OnceLock;
 
@@ -28,6 +32,8 @@ mod avx2;
 mod avx512_vnni;
 #[cfg(target_arch = "x86_64")]
 mod avx_vnni;
+#[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+mod relaxed_simd;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
@@ -39,6 +45,8 @@ pub(crate) const PANEL: usize = 8;
 
 /// How a kernel wants the weights laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// Only the x86 kernels read the panel layouts.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) enum Layout {
     /// Row after row, each block's values as stored (Q4_0's nibbles packed), read in place
     /// from the weights file: each block's values follow its f16 scale there, `2 + bytes`
@@ -63,6 +71,17 @@ impl Layout {
             Layout::WidePanels => 8,
         }
     }
+}
+
+/// How a kernel wants the input rows quantized, per block of 32 values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activations {
+    /// GGML's Q8_0: `x ≈ d·q`, `q` in ±127, `d = amax / 127`; with each block's `Σ q`.
+    Signed,
+    /// `x ≈ min + d·q`, `q` in `0..=127`, `d = (max − min) / 127`: relaxed-simd's 7-bit
+    /// operand, which x86 reads as unsigned and Arm as signed, alike only in that range.
+    /// The product then needs each weight block's `d_w · Σ w` (its total) times `min`.
+    Unsigned7,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +112,9 @@ pub(crate) struct QuantizedWeight {
     blocks: usize,
     /// A scale per row and block, in the layout's order.
     scales: Vec<f32>,
+    /// For [`Activations::Unsigned7`] (in [`Layout::Rows`]), each block's `d_w · Σ w`;
+    /// otherwise empty.
+    totals: Vec<f32>,
     /// The quantized values, in the layout's order.
     quants: Quants,
 }
@@ -122,6 +144,8 @@ pub(crate) struct WeightRows<'a> {
     blocks: usize,
     rows: usize,
     scales: &'a [f32],
+    /// See [`QuantizedWeight::totals`].
+    totals: &'a [f32],
     quants: &'a [u8],
     /// In [`Layout::Rows`], bytes from one block's values to the next's.
     step: usize,
@@ -133,18 +157,80 @@ impl WeightRows<'_> {
     }
 }
 
-/// Input rows quantized to 8 bits per block, `rows × blocks` of each.
+/// Input rows quantized per block, `rows × blocks` of each.
 pub(crate) struct QuantizedRows<'a> {
+    activations: Activations,
     blocks: usize,
     scales: &'a [f32],
-    /// Each block's sum of values (what the panel layouts' `+ 128` adds, over 128).
+    /// [`Activations::Signed`]: each block's sum of values (what the panel layouts'
+    /// `+ 128` adds, over 128); otherwise empty.
     sums: &'a [i32],
+    /// [`Activations::Unsigned7`]: each block's minimum; otherwise empty.
+    mins: &'a [f32],
     quants: &'a [i8],
 }
 
 impl QuantizedRows<'_> {
     fn rows(&self) -> usize {
         self.scales.len() / self.blocks
+    }
+}
+
+/// Input rows quantized for a kernel: what [`QuantizedRows`] views.
+struct QuantizedInputs {
+    activations: Activations,
+    blocks: usize,
+    scales: Vec<f32>,
+    sums: Vec<i32>,
+    mins: Vec<f32>,
+    quants: Vec<i8>,
+}
+
+impl QuantizedInputs {
+    /// `x`, of rows of `inputs` values, quantized in parallel.
+    fn new(x: &[f32], inputs: usize, activations: Activations) -> Self {
+        let rows = x.len() / inputs;
+        let blocks = inputs / BLOCK;
+        let per_block = |used: Activations| if activations == used { rows * blocks } else { 0 };
+        let mut q = QuantizedInputs {
+            activations,
+            blocks,
+            scales: vec![0.0; rows * blocks],
+            sums: vec![0; per_block(Activations::Signed)],
+            mins: vec![0.0; per_block(Activations::Unsigned7)],
+            quants: vec![0; rows * inputs],
+        };
+        let task = blocks * ROWS_PER_TASK;
+        let x = x.par_chunks(inputs * ROWS_PER_TASK);
+        let scales = q.scales.par_chunks_mut(task);
+        let quants = q.quants.par_chunks_mut(inputs * ROWS_PER_TASK);
+        match activations {
+            Activations::Signed => x
+                .zip(scales)
+                .zip(q.sums.par_chunks_mut(task))
+                .zip(quants)
+                .for_each(|(((x, scales), sums), quants)| quantize_rows(x, scales, sums, quants)),
+            Activations::Unsigned7 => x
+                .zip(scales)
+                .zip(q.mins.par_chunks_mut(task))
+                .zip(quants)
+                .for_each(|(((x, scales), mins), quants)| quantize_rows_unsigned7(x, scales, mins, quants)),
+        }
+        q
+    }
+
+    /// Rows `start..end`.
+    fn rows(&self, start: usize, end: usize) -> QuantizedRows<'_> {
+        // `sums` and `mins` are empty where the activations have none.
+        let blocks = |empty: bool| if empty { 0..0 } else { start * self.blocks..end * self.blocks };
+        QuantizedRows {
+            activations: self.activations,
+            blocks: self.blocks,
+            scales: &self.scales[blocks(false)],
+            sums: &self.sums[blocks(self.sums.is_empty())],
+            mins: &self.mins[blocks(self.mins.is_empty())],
+            quants: &self.quants[start * self.blocks * BLOCK..end * self.blocks * BLOCK],
+        }
     }
 }
 
@@ -155,6 +241,10 @@ pub(crate) trait Kernels: Sync + Send {
     /// How the weights must be laid out.
     fn layout(&self) -> Layout {
         Layout::Rows
+    }
+    /// How the input rows must be quantized.
+    fn activations(&self) -> Activations {
+        Activations::Signed
     }
     /// `out[i · stride + j] = x_i · w_j` for every input row `i` and weight row `j`.
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize);
@@ -178,14 +268,22 @@ fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[
             assert_eq!(w.quants.len(), stored * w.blocks * BLOCK);
         }
     }
+    assert_eq!(x.activations, kernels.activations());
     assert_eq!(x.quants.len(), x.scales.len() * BLOCK);
-    assert_eq!(x.sums.len(), x.scales.len());
+    match x.activations {
+        Activations::Signed => assert_eq!(x.sums.len(), x.scales.len()),
+        Activations::Unsigned7 => {
+            assert_eq!(w.layout, Layout::Rows);
+            assert_eq!(x.mins.len(), x.scales.len());
+            assert_eq!(w.totals.len(), w.scales.len());
+        }
+    }
     assert!(w.rows() <= stride && out.len() >= x.rows().saturating_sub(1) * stride + w.rows());
 }
 
 /// Every implementation this processor can run, the portable one first.
 pub(crate) fn available() -> Vec<&'static dyn Kernels> {
-    let mut all: Vec<&'static dyn Kernels> = vec![&scalar::Scalar];
+    let mut all: Vec<&'static dyn Kernels> = vec![&scalar::Scalar(Activations::Signed)];
     #[cfg(target_arch = "x86_64")]
     if avx2::Avx2::detect() {
         all.push(&avx2::Avx2);
@@ -200,6 +298,8 @@ pub(crate) fn available() -> Vec<&'static dyn Kernels> {
     }
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     all.push(&simd128::Simd128);
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    all.push(&relaxed_simd::RelaxedSimd);
     all
 }
 
@@ -222,11 +322,12 @@ const ROWS_PER_TASK: usize = 32;
 impl QuantizedWeight {
     /// Repacks a Q8_0 or Q4_0 matrix for this processor's kernels; `None` for other types.
     pub fn from_blocks(q: &Blocks) -> Result<Option<Self>> {
-        Self::laid_out(q, best().layout())
+        Self::laid_out(q, best().layout(), best().activations())
     }
 
-    /// Repacks a Q8_0 or Q4_0 matrix in `layout`; `None` for other types.
-    fn laid_out(q: &Blocks, layout: Layout) -> Result<Option<Self>> {
+    /// Repacks a Q8_0 or Q4_0 matrix in `layout`, for inputs quantized as `activations`;
+    /// `None` for other types.
+    fn laid_out(q: &Blocks, layout: Layout, activations: Activations) -> Result<Option<Self>> {
         let block_type = match q.dtype {
             GgmlDType::Q8_0 => BlockType::Q8_0,
             GgmlDType::Q4_0 => BlockType::Q4_0,
@@ -248,14 +349,24 @@ impl QuantizedWeight {
         let scales = Tensor::from_raw_buffer(&half_scales, DType::F16, &[count], &Device::Cpu)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
-        let rows = QuantizedWeight {
+        let mut rows = QuantizedWeight {
             block_type,
             layout: Layout::Rows,
             outputs,
             blocks: inputs / BLOCK,
             scales,
+            totals: Vec::new(),
             quants: Quants::InPlace(q.clone()),
         };
+        if activations == Activations::Unsigned7 {
+            rows.totals = (0..count)
+                .map(|at| {
+                    let (j, b) = (at / rows.blocks, at % rows.blocks);
+                    let sum: i32 = (0..BLOCK).map(|k| rows.value(j, b, k) as i32).sum();
+                    rows.scales[at] * sum as f32
+                })
+                .collect();
+        }
         Ok(Some(match layout {
             Layout::Rows => rows,
             Layout::Panels | Layout::WidePanels => rows.panels(layout),
@@ -322,12 +433,15 @@ impl QuantizedWeight {
                 (start, last, &quants[start * self.blocks * BLOCK..last * self.blocks * BLOCK])
             }
         };
+        let totals =
+            if self.totals.is_empty() { &[][..] } else { &self.totals[first * self.blocks..last * self.blocks] };
         WeightRows {
             block_type: self.block_type,
             layout: self.layout,
             blocks: self.blocks,
             rows: end - start,
             scales: &self.scales[first * self.blocks..last * self.blocks],
+            totals,
             quants,
             step: self.step(),
         }
@@ -341,20 +455,8 @@ impl QuantizedWeight {
         if rows == 0 || outputs == 0 {
             return vec![0.0; rows * outputs];
         }
-        let mut x_scales = vec![0f32; rows * self.blocks];
-        let mut x_sums = vec![0i32; rows * self.blocks];
-        let mut x_quants = vec![0i8; rows * inputs];
-        x.par_chunks(inputs * ROWS_PER_TASK)
-            .zip(x_scales.par_chunks_mut(self.blocks * ROWS_PER_TASK))
-            .zip(x_sums.par_chunks_mut(self.blocks * ROWS_PER_TASK))
-            .zip(x_quants.par_chunks_mut(inputs * ROWS_PER_TASK))
-            .for_each(|(((x, scales), sums), quants)| quantize_rows(x, scales, sums, quants));
-        let quantized = |start: usize, end: usize| QuantizedRows {
-            blocks: self.blocks,
-            scales: &x_scales[start * self.blocks..end * self.blocks],
-            sums: &x_sums[start * self.blocks..end * self.blocks],
-            quants: &x_quants[start * inputs..end * inputs],
-        };
+        let inputs = QuantizedInputs::new(x, inputs, kernels.activations());
+        let quantized = |start: usize, end: usize| inputs.rows(start, end);
 
         let mut out = vec![0f32; rows * outputs];
         let threads = rayon::current_num_threads();
@@ -434,6 +536,48 @@ fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut
 
 crate::ops::dispatch!(quantize_rows => quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]));
 
+/// Quantizes rows of `x` as [`Activations::Unsigned7`], one scale and minimum per 32 values.
+#[inline(always)]
+#[allow(clippy::manual_clamp)]
+fn quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
+    for b in 0..scales.len() {
+        let block = &x[b * BLOCK..(b + 1) * BLOCK];
+        let (mut low, mut high) = ([f32::INFINITY; 8], [f32::NEG_INFINITY; 8]);
+        for i in (0..BLOCK).step_by(8) {
+            for l in 0..8 {
+                let v = block[i + l];
+                low[l] = if v < low[l] { v } else { low[l] };
+                high[l] = if v > high[l] { v } else { high[l] };
+            }
+        }
+        let (mut min, mut max) = (f32::INFINITY, f32::NEG_INFINITY);
+        for (&lo, &hi) in low.iter().zip(&high) {
+            min = if lo < min { lo } else { min };
+            max = if hi > max { hi } else { max };
+        }
+        // A block of NaNs has no finite range: zeros, as the signed quantization gives.
+        if !(max - min).is_finite() {
+            (min, max) = (0.0, 0.0);
+        }
+        let d = (max - min) / 127.0;
+        let inverse = if d == 0.0 { 0.0 } else { 1.0 / d };
+        let q = &mut quants[b * BLOCK..(b + 1) * BLOCK];
+        for i in (0..BLOCK).step_by(8) {
+            for l in 0..8 {
+                // Clamped (a NaN too) into 0..=127, rounded as in `quantize_blocks`.
+                let r = ((block[i + l] - min) * inverse).max(0.0).min(127.0);
+                // SAFETY: `r` is an integer in [0, 127].
+                let v: i32 = unsafe { ((r + 12_582_912.0) - 12_582_912.0).to_int_unchecked() };
+                q[i + l] = v as i8;
+            }
+        }
+        scales[b] = d;
+        mins[b] = min;
+    }
+}
+
+crate::ops::dispatch!(quantize_rows_unsigned7 => quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]));
+
 #[cfg(test)]
 mod tests {
     use candle_core::quantized::QTensor;
@@ -450,21 +594,25 @@ mod tests {
     }
 
     /// The product in f64 of the dequantized weights and the quantized inputs.
-    fn reference(weight: &QTensor, x: &[f32], inputs: usize) -> Vec<f64> {
+    fn reference(weight: &QTensor, x: &QuantizedInputs, inputs: usize) -> Vec<f64> {
         let w: Vec<f32> = weight.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-        let rows = x.len() / inputs;
-        let mut scales = vec![0f32; rows * inputs / BLOCK];
-        let mut quants = vec![0i8; rows * inputs];
-        let mut sums = vec![0; scales.len()];
-        quantize_rows(x, &mut scales, &mut sums, &mut quants);
-        let xq: Vec<f64> = quants.iter().enumerate().map(|(i, &q)| q as f64 * scales[i / BLOCK] as f64).collect();
+        let xq: Vec<f64> = x
+            .quants
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| {
+                let min = x.mins.get(i / BLOCK).copied().unwrap_or(0.0);
+                q as f64 * x.scales[i / BLOCK] as f64 + min as f64
+            })
+            .collect();
         xq.chunks_exact(inputs)
             .flat_map(|x| w.chunks_exact(inputs).map(move |w| x.iter().zip(w).map(|(a, b)| a * *b as f64).sum::<f64>()))
             .collect()
     }
 
     /// Every kernel, on shapes with odd row counts and tile remainders, against the f64
-    /// reference; and every kernel against the scalar one to float rounding.
+    /// reference; and every kernel against the scalar one, given the same quantized inputs,
+    /// to float rounding.
     #[test]
     fn kernels_match_the_reference() {
         let mut seed = 7;
@@ -472,21 +620,26 @@ mod tests {
             for (rows, outputs, inputs) in [(1, 4, 32), (3, 7, 64), (5, 13, 96), (33, 9, 384), (70, 130, 128)] {
                 let w = Tensor::from_vec(random(outputs * inputs, &mut seed), (outputs, inputs), &Device::Cpu);
                 let weight = QTensor::quantize(&w.unwrap(), dtype).unwrap();
-                let x = random(rows * inputs, &mut seed);
-                let expected = reference(&weight, &x, inputs);
+                // Inputs off centre, as after GELU: the unsigned quantization's minimum counts.
+                let x: Vec<f32> = random(rows * inputs, &mut seed).iter().map(|v| v + 0.3).collect();
                 let blocks_of = Blocks::from_qtensor(&weight).unwrap();
-                let packed = |layout| QuantizedWeight::laid_out(&blocks_of, layout).unwrap().unwrap();
-                let blocks = inputs / BLOCK;
-                let mut scales = vec![0f32; rows * blocks];
-                let mut sums = vec![0i32; rows * blocks];
-                let mut quants = vec![0i8; rows * inputs];
-                quantize_rows(&x, &mut scales, &mut sums, &mut quants);
-                let xq = QuantizedRows { blocks, scales: &scales, sums: &sums, quants: &quants };
-                let mut scalar = vec![0f32; rows * outputs];
-                scalar::Scalar.matmul(&packed(Layout::Rows).rows(0, outputs), &xq, &mut scalar, outputs);
+                let packed =
+                    |layout, activations| QuantizedWeight::laid_out(&blocks_of, layout, activations).unwrap().unwrap();
                 for kernels in available() {
+                    let activations = kernels.activations();
+                    let xq = QuantizedInputs::new(&x, inputs, activations);
+                    let expected = reference(&weight, &xq, inputs);
+                    let mut scalar = vec![0f32; rows * outputs];
+                    let rows_layout = packed(Layout::Rows, activations);
+                    scalar::Scalar(activations).matmul(
+                        &rows_layout.rows(0, outputs),
+                        &xq.rows(0, rows),
+                        &mut scalar,
+                        outputs,
+                    );
                     let mut got = vec![f32::NAN; rows * outputs];
-                    kernels.matmul(&packed(kernels.layout()).rows(0, outputs), &xq, &mut got, outputs);
+                    let weights = packed(kernels.layout(), activations);
+                    kernels.matmul(&weights.rows(0, outputs), &xq.rows(0, rows), &mut got, outputs);
                     let what = format!("{} {dtype:?} {rows}×{inputs} · {outputs}×{inputs}", kernels.name());
                     for ((g, s), e) in got.iter().zip(&scalar).zip(&expected) {
                         // Relative to the typical output size: outputs near zero are sums of
@@ -497,10 +650,49 @@ mod tests {
                     }
                 }
                 // The threaded product, both ways of splitting, equals the kernel's.
-                let full = packed(best().layout()).matmul(&x);
+                let activations = best().activations();
+                let xq = QuantizedInputs::new(&x, inputs, activations);
+                let mut scalar = vec![0f32; rows * outputs];
+                let rows_layout = packed(Layout::Rows, activations);
+                scalar::Scalar(activations).matmul(
+                    &rows_layout.rows(0, outputs),
+                    &xq.rows(0, rows),
+                    &mut scalar,
+                    outputs,
+                );
+                let full = packed(best().layout(), activations).matmul(&x);
                 for (f, s) in full.iter().zip(&scalar) {
                     assert!((f - s).abs() <= 1e-5 * (inputs as f32).sqrt() * 0.1, "matmul {dtype:?}: {f} != {s}");
                 }
+            }
+        }
+    }
+
+    /// A build with relaxed-simd multiplies with it (the browser's relaxed build relies on
+    /// it), and the wasm kernels are all checked above.
+    #[test]
+    #[cfg(target_arch = "wasm32")]
+    fn wasm_builds_run_their_kernels() {
+        let names: Vec<_> = available().iter().map(|k| k.name()).collect();
+        assert!(names.contains(&"simd128"), "{names:?}");
+        #[cfg(target_feature = "relaxed-simd")]
+        assert_eq!(best().name(), "relaxed-simd");
+    }
+
+    /// The unsigned quantization keeps each block's range: its minimum and maximum come back
+    /// to within rounding, and every value to within half a step.
+    #[test]
+    fn unsigned_quantization_spans_each_block() {
+        let mut seed = 11;
+        let x: Vec<f32> = random(4 * 64, &mut seed).iter().map(|v| v * 3.0 + 1.0).collect();
+        let q = QuantizedInputs::new(&x, 64, Activations::Unsigned7);
+        for (b, block) in x.chunks_exact(BLOCK).enumerate() {
+            let values = &q.quants[b * BLOCK..(b + 1) * BLOCK];
+            assert!(values.iter().all(|&v| (0..=127).contains(&v)), "{values:?}");
+            assert!(values.contains(&0) && values.contains(&127), "{values:?}");
+            for (&v, &x) in values.iter().zip(block) {
+                let back = q.mins[b] + q.scales[b] * v as f32;
+                assert!((back - x).abs() <= q.scales[b] * 0.5 + 1e-6, "{x} came back as {back}");
             }
         }
     }

@@ -1,12 +1,17 @@
 //! Portable kernels: the reference the others are tested against, and the fallback.
 
-use super::{check_sizes, BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
+use super::{check_sizes, Activations, BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
 
-pub struct Scalar;
+/// The reference, for inputs quantized as `.0`.
+pub struct Scalar(pub Activations);
 
 impl Kernels for Scalar {
     fn name(&self) -> &'static str {
         "scalar"
+    }
+
+    fn activations(&self) -> Activations {
+        self.0
     }
 
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
@@ -31,9 +36,16 @@ impl Kernels for Scalar {
                     let x_values = &x.quants[x_block * BLOCK..(x_block + 1) * BLOCK];
                     let dot: i32 = values.iter().zip(x_values).map(|(&a, &b)| a as i32 * b as i32).sum();
                     let scale = w.scales[block] * x.scales[x_block];
+                    // Unsigned inputs are `min + d·q`: the minimum times the weights' total.
+                    let offset = match x.activations {
+                        Activations::Signed => 0.0,
+                        Activations::Unsigned7 => {
+                            x.mins[x_block] * w.scales[block] * values.iter().map(|&v| v as i32).sum::<i32>() as f32
+                        }
+                    };
                     // The first block sets the output, so `out` needs no clearing.
                     let o = &mut out[i * stride + j];
-                    *o = if b == 0 { 0.0 } else { *o } + scale * dot as f32;
+                    *o = if b == 0 { 0.0 } else { *o } + scale * dot as f32 + offset;
                 }
             }
         }
