@@ -131,3 +131,47 @@ unsafe fn weight_block<const Q4: bool>(quants: *const u8) -> __m256i {
         _mm256_loadu_si256(quants as *const __m256i)
     }
 }
+
+/// [`super::quantize_blocks`] in AVX2, value for value: a block's 32 values in four
+/// registers, its maximum magnitude folded across lanes, then rounded (the processor's
+/// round-to-nearest-even, as the portable code's `1.5 · 2^23` trick) and packed to bytes.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn quantize(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
+    let blocks = scales.len();
+    assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && sums.len() >= blocks);
+    let magnitude = _mm256_set1_ps(f32::from_bits(0x7FFF_FFFF));
+    let (low, high) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    // After the two packs, 4-byte group `g` holds values 4g'… of the block in this order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for b in 0..blocks {
+        let at = x.as_ptr().add(b * BLOCK);
+        let v =
+            [_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8)), _mm256_loadu_ps(at.add(16)), _mm256_loadu_ps(at.add(24))];
+        // `max(a, m)` keeps `m` where `a` is NaN: NaNs are skipped, as in the portable code.
+        let mut m = _mm256_setzero_ps();
+        for v in v {
+            m = _mm256_max_ps(_mm256_and_ps(v, magnitude), m);
+        }
+        m = _mm256_max_ps(m, _mm256_permute2f128_ps(m, m, 1));
+        m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0b0100_1110));
+        m = _mm256_max_ps(m, _mm256_shuffle_ps(m, m, 0b1011_0001));
+        let d = _mm256_cvtss_f32(m) / 127.0;
+        let inverse = _mm256_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
+        let mut q = [_mm256_setzero_si256(); 4];
+        let mut sum = _mm256_setzero_si256();
+        for (q, v) in q.iter_mut().zip(v) {
+            // `max` first: a NaN product becomes -127, as `f32::max` makes it.
+            *q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, inverse), low), high));
+            sum = _mm256_add_epi32(sum, *q);
+        }
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(
+            quants.as_mut_ptr().add(b * BLOCK) as *mut __m256i,
+            _mm256_permutevar8x32_epi32(bytes, order),
+        );
+        let halves = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        let pairs = _mm_add_epi32(halves, _mm_shuffle_epi32(halves, 0b0100_1110));
+        *sums.get_unchecked_mut(b) = _mm_cvtsi128_si32(_mm_add_epi32(pairs, _mm_shuffle_epi32(pairs, 0b1011_0001)));
+        *scales.get_unchecked_mut(b) = d;
+    }
+}

@@ -534,7 +534,16 @@ fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut
     }
 }
 
-crate::ops::dispatch!(quantize_rows => quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]));
+/// [`quantize_blocks`], in AVX2 where the processor has it (the vectoriser makes poor code
+/// of the portable loops' lane-wise maximum and narrowing stores).
+fn quantize_rows(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::has_avx2() {
+        // SAFETY: the processor has AVX2 and FMA.
+        return unsafe { avx2::quantize(x, scales, sums, quants) };
+    }
+    quantize_blocks(x, scales, sums, quants)
+}
 
 /// Quantizes rows of `x` as [`Activations::Unsigned7`], one scale and minimum per 32 values.
 #[inline(always)]
@@ -666,6 +675,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The dispatched signed quantization (AVX2 here) gives the portable code's values,
+    /// NaN, infinities, zeros and ties included.
+    #[test]
+    fn quantization_matches_the_portable_code() {
+        let mut seed = 5;
+        let mut x: Vec<f32> = random(64 * BLOCK, &mut seed).iter().map(|v| v * 7.0).collect();
+        x[3] = f32::NAN;
+        x[40] = f32::INFINITY;
+        x[70] = -f32::INFINITY;
+        x[96..128].fill(0.0);
+        x[128..160].fill(f32::NAN);
+        // Ties: 0.5 · d and 1.5 · d round to even.
+        x[160] = 127.0;
+        x[161] = 0.5;
+        x[162] = 1.5;
+        x[163] = -2.5;
+        let blocks = x.len() / BLOCK;
+        type Quantize = fn(&[f32], &mut [f32], &mut [i32], &mut [i8]);
+        let run = |f: Quantize| {
+            let (mut scales, mut sums, mut quants) = (vec![0f32; blocks], vec![0i32; blocks], vec![0i8; x.len()]);
+            f(&x, &mut scales, &mut sums, &mut quants);
+            (scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), sums, quants)
+        };
+        assert_eq!(run(quantize_rows), run(quantize_blocks));
     }
 
     /// A build with relaxed-simd multiplies with it (the browser's relaxed build relies on
