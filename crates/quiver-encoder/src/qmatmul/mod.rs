@@ -634,18 +634,23 @@ mod tests {
                 let blocks_of = Blocks::from_qtensor(&weight).unwrap();
                 let packed =
                     |layout, activations| QuantizedWeight::laid_out(&blocks_of, layout, activations).unwrap().unwrap();
+                // The scalar kernels' product of `xq`.
+                let scalar_product = |xq: &QuantizedInputs| {
+                    let mut out = vec![0f32; rows * outputs];
+                    let weights = packed(Layout::Rows, xq.activations);
+                    scalar::Scalar(xq.activations).matmul(
+                        &weights.rows(0, outputs),
+                        &xq.rows(0, rows),
+                        &mut out,
+                        outputs,
+                    );
+                    out
+                };
                 for kernels in available() {
                     let activations = kernels.activations();
                     let xq = QuantizedInputs::new(&x, inputs, activations);
                     let expected = reference(&weight, &xq, inputs);
-                    let mut scalar = vec![0f32; rows * outputs];
-                    let rows_layout = packed(Layout::Rows, activations);
-                    scalar::Scalar(activations).matmul(
-                        &rows_layout.rows(0, outputs),
-                        &xq.rows(0, rows),
-                        &mut scalar,
-                        outputs,
-                    );
+                    let scalar = scalar_product(&xq);
                     let mut got = vec![f32::NAN; rows * outputs];
                     let weights = packed(kernels.layout(), activations);
                     kernels.matmul(&weights.rows(0, outputs), &xq.rows(0, rows), &mut got, outputs);
@@ -660,15 +665,7 @@ mod tests {
                 }
                 // The threaded product, both ways of splitting, equals the kernel's.
                 let activations = best().activations();
-                let xq = QuantizedInputs::new(&x, inputs, activations);
-                let mut scalar = vec![0f32; rows * outputs];
-                let rows_layout = packed(Layout::Rows, activations);
-                scalar::Scalar(activations).matmul(
-                    &rows_layout.rows(0, outputs),
-                    &xq.rows(0, rows),
-                    &mut scalar,
-                    outputs,
-                );
+                let scalar = scalar_product(&QuantizedInputs::new(&x, inputs, activations));
                 let full = packed(best().layout(), activations).matmul(&x);
                 for (f, s) in full.iter().zip(&scalar) {
                     assert!((f - s).abs() <= 1e-5 * (inputs as f32).sqrt() * 0.1, "matmul {dtype:?}: {f} != {s}");
