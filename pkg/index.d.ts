@@ -65,7 +65,8 @@ export interface LoadOptions {
   wasmUrl?: string | URL;
   /**
    * Where the relaxed-simd build's quiver_wasm_bg.wasm is served (default: the package's
-   * `wasm-relaxed/`), if a bundler moved it. Browsers with relaxed-simd run it.
+   * `wasm-relaxed/`), if a bundler moved it. Browsers with relaxed-simd run it; where it
+   * cannot be loaded, the simd128 build (`wasmUrl`) runs.
    */
   wasmRelaxedUrl?: string | URL;
   /**

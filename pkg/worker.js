@@ -60,8 +60,11 @@ async function start({ wasm: url, wasmRelaxed, wasmThreads, threads = 1 }) {
       why = `the threaded build could not start: ${e?.message ?? e}`;
     }
   }
-  // Both single-threaded builds share one glue (scripts/build-web.sh checks it).
-  const exports = await single.default({ module_or_path: RELAXED_SIMD && wasmRelaxed ? wasmRelaxed : url });
+  // Both single-threaded builds share one glue (scripts/build-web.sh checks it). Where the
+  // relaxed module cannot be had (an app serving only the one `wasmUrl` names), simd128.
+  let exports = null;
+  if (RELAXED_SIMD && wasmRelaxed) exports = await single.default({ module_or_path: wasmRelaxed }).catch(() => null);
+  exports ??= await single.default({ module_or_path: url });
   wasm = single;
   cores = { mode: 'single', threads: 1, reason: why };
   return exports;

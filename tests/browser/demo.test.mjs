@@ -229,11 +229,15 @@ test('without wasm relaxed-simd (Safari), the simd128 build runs, alone or as a 
       relaxed: await run({ threads: 1 }),
       simd128: await run({ threads: 1, workerUrl: WITHOUT_RELAXED }),
       pool: await run({ threads: 2, workerUrl: WITHOUT_RELAXED }),
+      // An app that serves only the simd128 module falls back to it.
+      unserved: await run({ threads: 1, wasmRelaxedUrl: '/pkg/not-served.wasm' }),
     };
   }, { texts: reference.cases.map((c) => c.text), WITHOUT_RELAXED: '/without-relaxed-simd/worker.js' });
   assert.equal(out.relaxed.kernels, 'relaxed-simd');
   assert.equal(out.simd128.kernels, 'simd128');
   assert.equal(out.pool.kernels, 'simd128');
+  assert.equal(out.unserved.kernels, 'simd128');
+  assert.deepEqual(out.unserved.vectors, out.simd128.vectors);
   assert.equal(out.pool.threads.mode, 'pool');
   const worst = (vectors, expected) => Math.min(...vectors.map((v, i) => cosine(v, expected[i])));
   const expected = reference.cases.map((c) => c.mean);
