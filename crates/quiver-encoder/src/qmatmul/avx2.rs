@@ -141,7 +141,8 @@ pub(super) unsafe fn quantize(x: &[f32], scales: &mut [f32], sums: &mut [i32], q
     assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && sums.len() >= blocks);
     let magnitude = _mm256_set1_ps(f32::from_bits(0x7FFF_FFFF));
     let (low, high) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
-    // After the two packs, 4-byte group `g` holds values 4g'… of the block in this order.
+    // The two packs leave the block's 4-byte groups in the order 0, 2, 4, 6, 1, 3, 5, 7
+    // (each 128-bit lane packs its half of every register); this gathers them back.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for b in 0..blocks {
         let at = x.as_ptr().add(b * BLOCK);
