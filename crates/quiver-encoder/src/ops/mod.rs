@@ -8,6 +8,9 @@ use rayon::prelude::*;
 
 use crate::config::Activation;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// Rows per rayon task: enough work to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
@@ -56,9 +59,7 @@ fn activate(act: Activation, x: f32) -> f32 {
     }
 }
 
-// The row kernels below use plain index loops, not iterator adapters: adapters compile to
-// separate generic functions that are not inlined into the AVX2 copies, and then run as
-// SSE code.
+// The portable row kernels below are what wasm runs; x86 runs their forms in [`avx2`].
 
 /// Maximum in eight lanes by compare-and-select, which the compiler turns into vector
 /// maxima (`f32::max`'s NaN rule keeps a running maximum scalar).
@@ -175,7 +176,7 @@ fn masked_softmax_rows(sequence: &mut [f32], seq: usize, len: usize, scale: f32)
     }
 }
 
-/// Compiles each row kernel a second time for AVX2 + FMA and picks that one at run time
+/// Compiles a portable kernel a second time for AVX2 + FMA and picks that one at run time
 /// when the processor has them; the portable build is the fallback (and what wasm runs).
 macro_rules! dispatch {
     ($name:ident => $kernel:ident($($arg:ident: $ty:ty),*)) => {
@@ -204,9 +205,23 @@ pub(crate) fn has_avx2() -> bool {
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-dispatch!(bias_activation => bias_activation_rows(rows: &mut [f32], bias: &[f32], act: Option<Activation>));
-dispatch!(residual_norm => residual_norm_rows(rows: &mut [f32], residual: &[f32], op: &BiasResidualNorm));
-dispatch!(masked_softmax => masked_softmax_rows(sequence: &mut [f32], seq: usize, len: usize, scale: f32));
+/// Runs the AVX2 form of a row kernel where the processor has it, else the portable one.
+macro_rules! rows {
+    ($name:ident($($arg:ident: $ty:ty),*) else $portable:ident) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the processor supports AVX2 and FMA.
+                return unsafe { avx2::$name($($arg),*) };
+            }
+            $portable($($arg),*)
+        }
+    };
+}
+
+rows!(bias_activation(rows: &mut [f32], bias: &[f32], act: Option<Activation>) else bias_activation_rows);
+rows!(residual_norm(rows: &mut [f32], residual: &[f32], op: &BiasResidualNorm) else residual_norm_rows);
+rows!(masked_softmax(sequence: &mut [f32], seq: usize, len: usize, scale: f32) else masked_softmax_rows);
 
 /// `x = act(x + bias)` row by row; no activation when `act` is `None`.
 pub struct BiasActivation<'a> {
