@@ -5,10 +5,11 @@
 //! The weights come in [`Layout::WidePanels`]: a register holds 8 values of each of a
 //! panel's 8 rows, row `r` in lanes `2r` (values `8g..8g + 4`) and `2r + 1` (the next 4),
 //! so one 8-byte broadcast of the input feeds all sixteen lanes. As in the AVX-VNNI kernel
-//! the weights are unsigned bytes `w + 128`, and a row's even lane starts from `-128 · Σ x`
-//! to take the offset back out. A block ends by adding each row's two lanes as integers,
-//! exactly, so both hold the row's sum; the scaled sums accumulate in the even lanes' f32
-//! as in the other kernels (the odd lanes repeat them).
+//! the weights are unsigned bytes `w + o`, and a row's two lanes start from `-o/2 · Σ x`
+//! each to take the offset back out. Each lane's block sum is scaled and accumulated on its
+//! own, and a row's two lanes are added once, at the end of the row: a lane holds its half
+//! of `Σ w·x` plus `o/2` times the difference of its and its neighbour's inputs, which the
+//! final addition cancels (the small Q4_0 offset keeps that rounding small).
 
 use std::arch::x86_64::*;
 
@@ -61,6 +62,7 @@ unsafe fn matmul(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usi
 #[allow(clippy::needless_range_loop)]
 unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize, panel: usize, i: usize) {
     let valid = (x.rows() - i).min(TILE_INPUTS);
+    let half_offset = w.block_type.offset() / 2;
     // Lane `2r` and `2r + 1` take row `r`'s scale.
     let pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     let mut acc = [_mm512_setzero_ps(); TILE_INPUTS];
@@ -72,7 +74,7 @@ unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize
         let mut sums = [_mm512_setzero_si512(); TILE_INPUTS];
         for n in 0..TILE_INPUTS {
             blocks[n] = (i + n.min(valid - 1)) * x.blocks + b;
-            sums[n] = _mm512_maskz_set1_epi32(0x5555, -128 * *x.sums.get_unchecked(blocks[n]));
+            sums[n] = _mm512_set1_epi32(-half_offset * *x.sums.get_unchecked(blocks[n]));
         }
         for g in 0..BLOCK / WIDTH {
             let values = _mm512_loadu_si512(weights.add(g * PANEL * WIDTH) as *const __m512i);
@@ -83,10 +85,8 @@ unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize
         }
         let scales = _mm512_permutexvar_ps(pairs, _mm512_castps256_ps512(_mm256_loadu_ps(w.scales.as_ptr().add(at))));
         for n in 0..TILE_INPUTS {
-            // Each lane plus its neighbour (lanes swapped in pairs): the row's block sum.
-            let sum = _mm512_add_epi32(sums[n], _mm512_shuffle_epi32::<0b10_11_00_01>(sums[n]));
             let both = _mm512_mul_ps(scales, _mm512_set1_ps(*x.scales.get_unchecked(blocks[n])));
-            acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), both, acc[n]);
+            acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums[n]), both, acc[n]);
         }
     }
     let j = panel * PANEL;
@@ -96,7 +96,7 @@ unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize
         _mm512_storeu_ps(lanes.as_mut_ptr(), acc[n]);
         let at = (i + n) * stride + j;
         for (r, out) in out.get_unchecked_mut(at..at + width).iter_mut().enumerate() {
-            *out = lanes[2 * r];
+            *out = lanes[2 * r] + lanes[2 * r + 1];
         }
     }
 }

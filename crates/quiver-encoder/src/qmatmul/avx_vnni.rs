@@ -1,10 +1,11 @@
 //! AVX-VNNI kernels: `vpdpbusd` on 256-bit registers (Intel since Alder Lake, AMD since
 //! Zen 5), where one instruction adds four byte products to each of eight 32-bit sums.
 //!
-//! The weights come in [`Layout::Panels`], as unsigned bytes `w + 128`, which `vpdpbusd`
-//! (unsigned × signed) multiplies by the signed inputs as they are. A block's sum then
-//! holds `Σ w·x + 128 · Σ x`; starting it from `-128 · Σ x` (the input block's sum, taken
-//! when the inputs were quantized) leaves exactly `Σ w·x`. Each of the eight lanes is one
+//! The weights come in [`Layout::Panels`], as unsigned bytes `w + o` (the block type's
+//! [offset](BlockType::offset)), which `vpdpbusd` (unsigned × signed) multiplies by the
+//! signed inputs as they are. A block's sum then holds `Σ w·x + o · Σ x`; starting it from
+//! `-o · Σ x` (the input block's sum, taken when the inputs were quantized) leaves exactly
+//! `Σ w·x`. Each of the eight lanes is one
 //! weight row, so a block ends with one conversion and one multiply-add per input row.
 
 use std::arch::x86_64::*;
@@ -59,6 +60,7 @@ unsafe fn matmul(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usi
 #[allow(clippy::needless_range_loop)]
 unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize, panel: usize, i: usize) {
     let valid = (x.rows() - i).min(TILE_INPUTS);
+    let offset = w.block_type.offset();
     let mut acc = [_mm256_setzero_ps(); TILE_INPUTS];
     for b in 0..w.blocks {
         // The panel's scales for this block, and its first weight group.
@@ -68,7 +70,7 @@ unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize
         let mut sums = [_mm256_setzero_si256(); TILE_INPUTS];
         for n in 0..TILE_INPUTS {
             blocks[n] = (i + n.min(valid - 1)) * x.blocks + b;
-            sums[n] = _mm256_set1_epi32(-128 * *x.sums.get_unchecked(blocks[n]));
+            sums[n] = _mm256_set1_epi32(-offset * *x.sums.get_unchecked(blocks[n]));
         }
         for g in 0..BLOCK / GROUP {
             let values = _mm256_loadu_si256(weights.add(g * BLOCK) as *const __m256i);

@@ -53,7 +53,7 @@ pub(crate) enum Layout {
     /// after the previous block's (the [`WeightRows::step`]).
     Rows,
     /// Panels of [`PANEL`] rows (the last one padded with zero rows). Per panel and block:
-    /// the values as unsigned bytes `q + 128`, in 8 groups of 32 bytes, group `g` holding
+    /// the values as unsigned bytes `q + offset` ([`BlockType::offset`]), in 8 groups of 32 bytes, group `g` holding
     /// values `4g..4g + 4` of row 0, then of row 1, …; the panel's 8 scales side by side.
     Panels,
     /// As [`Layout::Panels`], in 4 groups of 64 bytes, group `g` holding values
@@ -94,6 +94,15 @@ pub(crate) enum BlockType {
 }
 
 impl BlockType {
+    /// What the panel layouts add to each value to make it an unsigned byte: the least
+    /// that does, so the products' offset terms stay small.
+    pub(crate) fn offset(self) -> i32 {
+        match self {
+            BlockType::Q8_0 => 128,
+            BlockType::Q4_0 => 8,
+        }
+    }
+
     /// Bytes of quantized values in one block.
     fn bytes(self) -> usize {
         match self {
@@ -163,7 +172,7 @@ pub(crate) struct QuantizedRows<'a> {
     blocks: usize,
     scales: &'a [f32],
     /// [`Activations::Signed`]: each block's sum of values (what the panel layouts'
-    /// `+ 128` adds, over 128); otherwise empty.
+    /// offset adds, over the offset); otherwise empty.
     sums: &'a [i32],
     /// [`Activations::Unsigned7`]: each block's minimum; otherwise empty.
     mins: &'a [f32],
@@ -393,8 +402,9 @@ impl QuantizedWeight {
         let panels = self.outputs.div_ceil(PANEL);
         let width = layout.group();
         let mut scales = vec![0f32; panels * self.blocks * PANEL];
-        // Padding rows are zeros: `0 + 128`.
-        let mut quants = vec![128u8; panels * self.blocks * PANEL * BLOCK];
+        // Padding rows are zeros: `0 + offset`.
+        let offset = self.block_type.offset();
+        let mut quants = vec![offset as u8; panels * self.blocks * PANEL * BLOCK];
         for j in 0..self.outputs {
             let (panel, row) = (j / PANEL, j % PANEL);
             for b in 0..self.blocks {
@@ -403,7 +413,7 @@ impl QuantizedWeight {
                 for k in 0..BLOCK {
                     let (group, lane) = (k / width, k % width);
                     quants[at * BLOCK + (group * PANEL + row) * width + lane] =
-                        (self.value(j, b, k) as i16 + 128) as u8;
+                        (self.value(j, b, k) as i32 + offset) as u8;
                 }
             }
         }
