@@ -77,16 +77,17 @@ if wants rust; then
   # quiver-wasm has no native tests; set-up built it for the browser.
   phase "Rust tests" cargo test --release --workspace --exclude quiver-wasm --locked -- ${filter:+"$filter"}
 fi
-# The browser's matrix-product kernels (simd128, relaxed-simd) through the same kernel suite
-# as the native ones: the encoder's qmatmul tests built for WASI and run in Wasmtime (PyPI
-# `wasmtime`; Node 20's relaxed-simd, behind a flag, computes the dot product wrongly).
+# The browser's kernels (matrix products in simd128 and relaxed-simd, row ops in simd128)
+# through the same suites as the native ones: the encoder's qmatmul and ops tests built for
+# WASI and run in Wasmtime (PyPI `wasmtime`; Node 20's relaxed-simd, behind a flag, computes
+# the dot product wrongly).
 WASMTIME=51.0.0
 wasm_kernels() {
   rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
   python3 -c "import wasmtime" 2>/dev/null || python3 -m pip install -q "wasmtime==$WASMTIME"
   CARGO_TARGET_WASM32_WASIP1_RUNNER="python3 $PWD/scripts/wasi-run.py" \
     RUSTFLAGS='-C target-feature=+simd128,+relaxed-simd' \
-    cargo test --release --locked --target wasm32-wasip1 --target-dir target/wasi -p quiver-encoder --lib qmatmul
+    cargo test --release --locked --target wasm32-wasip1 --target-dir target/wasi -p quiver-encoder --lib -- qmatmul ops::
 }
 if wants rust; then
   phase "wasm kernels (wasm32-wasip1 in Wasmtime)" wasm_kernels

@@ -248,7 +248,9 @@ test('without wasm relaxed-simd (Safari), the simd128 build runs, alone or as a 
   // Each build rounds differently (7 or 8 bits per input): further from each other than from the reference.
   assert.ok(between >= 0.995, `relaxed-simd vs simd128: ${between}`);
   assert.ok(worst(out.pool.vectors, out.simd128.vectors) >= 0.99999, 'the pool embeds as its first worker');
-  assert.deepEqual(out.simd128.found, out.relaxed.found);
+  // The builds' vectors differ by their input rounding: near-ties below the top 3 may swap.
+  assert.deepEqual(out.simd128.found.slice(0, 3), out.relaxed.found.slice(0, 3));
+  assert.deepEqual([...out.simd128.found].sort(), [...out.relaxed.found].sort());
   assert.equal(out.relaxed.found[0], 'abigail-lounge-chair');
   await page.close();
 });

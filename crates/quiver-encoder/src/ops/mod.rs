@@ -10,6 +10,8 @@ use crate::config::Activation;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 /// Rows per rayon task: enough work to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
@@ -59,7 +61,8 @@ fn activate(act: Activation, x: f32) -> f32 {
     }
 }
 
-// The portable row kernels below are what wasm runs; x86 runs their forms in [`avx2`].
+// The portable row kernels below are the reference for their forms in [`avx2`] (x86) and
+// `simd128` (wasm), and what other processors run.
 
 /// Maximum in eight lanes by compare-and-select, which the compiler turns into vector
 /// maxima (`f32::max`'s NaN rule keeps a running maximum scalar).
@@ -205,7 +208,8 @@ pub(crate) fn has_avx2() -> bool {
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-/// Runs the AVX2 form of a row kernel where the processor has it, else the portable one.
+/// Runs the AVX2 form of a row kernel where the processor has it, the simd128 form in wasm
+/// built with it, else the portable one.
 macro_rules! rows {
     ($name:ident($($arg:ident: $ty:ty),*) else $portable:ident) => {
         fn $name($($arg: $ty),*) {
@@ -214,6 +218,9 @@ macro_rules! rows {
                 // SAFETY: the processor supports AVX2 and FMA.
                 return unsafe { avx2::$name($($arg),*) };
             }
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            return simd128::$name($($arg),*);
+            #[allow(unreachable_code)]
             $portable($($arg),*)
         }
     };
@@ -387,10 +394,59 @@ impl CustomOp1 for Attention<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
+
+    fn random(len: usize, seed: &mut u64, spread: f32) -> Vec<f32> {
+        (0..len)
+            .map(|_| {
+                *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0) * spread
+            })
+            .collect()
+    }
+
+    fn close(got: &[f32], want: &[f32], tolerance: f32, what: &str) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tolerance * w.abs().max(1.0), "{what} [{i}]: {g} != {w}");
+        }
+    }
+
+    /// One instruction set's row ops against the portable ones, on widths with a tail past
+    /// the last vector.
+    pub fn row_ops_match(
+        bias_activation: impl Fn(&mut [f32], &[f32], Option<Activation>),
+        residual_norm: impl Fn(&mut [f32], &[f32], &BiasResidualNorm),
+        masked_softmax: impl Fn(&mut [f32], usize, usize, f32),
+    ) {
+        let mut seed = 11u64;
+        for n in [384, 37, 5] {
+            let rows = 3;
+            let x = random(rows * n, &mut seed, 4.0);
+            let bias = random(n, &mut seed, 1.0);
+            for act in [None, Some(Activation::Gelu), Some(Activation::Relu)] {
+                let (mut got, mut want) = (x.clone(), x.clone());
+                bias_activation(&mut got, &bias, act);
+                bias_activation_rows(&mut want, &bias, act);
+                close(&got, &want, 1e-6, &format!("bias + {act:?}, width {n}"));
+            }
+            let (residual, gamma, beta) =
+                (random(rows * n, &mut seed, 2.0), random(n, &mut seed, 1.0), random(n, &mut seed, 1.0));
+            let op = BiasResidualNorm { bias: &bias, gamma: &gamma, beta: &beta, eps: 1e-12 };
+            let (mut got, mut want) = (x.clone(), x.clone());
+            residual_norm(&mut got, &residual, &op);
+            residual_norm_rows(&mut want, &residual, &op);
+            close(&got, &want, 2e-5, &format!("residual norm, width {n}"));
+            for len in [n, n - 1, 1] {
+                let (mut got, mut want) = (x.clone(), x.clone());
+                masked_softmax(&mut got, n, len, 0.17);
+                masked_softmax_rows(&mut want, n, len, 0.17);
+                close(&got, &want, 2e-6, &format!("softmax of {len} in {n}"));
+            }
+        }
+    }
 
     /// The fused attention against its definition, on a padded batch.
     #[test]
