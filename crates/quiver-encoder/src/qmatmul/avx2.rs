@@ -1,8 +1,12 @@
 //! AVX2 + FMA kernels (never AVX-512, so native figures stand for what users' laptops run).
+//!
+//! The weights come in [`Layout::SignedPanels`] and the inputs as [`Activations::Unsigned7`]:
+//! `maddubs` (unsigned × signed bytes) then needs neither sign tricks nor an offset, and
+//! each of a register's eight lanes is one weight row, so no sum is folded across lanes.
 
 use std::arch::x86_64::*;
 
-use super::{check_sizes, BlockType, Kernels, QuantizedRows, WeightRows, BLOCK};
+use super::{check_sizes, Activations, Kernels, Layout, QuantizedRows, WeightRows, BLOCK, PANEL};
 
 pub struct Avx2;
 
@@ -17,118 +21,83 @@ impl Kernels for Avx2 {
         "avx2"
     }
 
+    fn layout(&self) -> Layout {
+        Layout::SignedPanels
+    }
+
+    fn activations(&self) -> Activations {
+        Activations::Unsigned7
+    }
+
     fn matmul(&self, w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
         check_sizes(self, w, x, out, stride);
         // SAFETY: `Avx2` is only handed out after `detect()`; the sizes are checked above.
-        unsafe {
-            match w.block_type {
-                BlockType::Q8_0 => matmul::<false>(w, x, out, stride),
-                BlockType::Q4_0 => matmul::<true>(w, x, out, stride),
-            }
+        unsafe { matmul(w, x, out, stride) }
+    }
+}
+
+/// Input rows in a tile: each weight group loaded serves this many.
+const TILE_INPUTS: usize = 4;
+/// Consecutive values of one row side by side in a group.
+const GROUP: usize = Layout::SignedPanels.group();
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn matmul(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
+    // A panel's weights stay in the L1 cache while every input row passes.
+    for panel in 0..w.rows().div_ceil(PANEL) {
+        for i in (0..x.rows()).step_by(TILE_INPUTS) {
+            tile(w, x, out, stride, panel, i);
         }
     }
 }
 
-/// Weight rows in a tile: each input block loaded serves this many dot products.
-const TILE_ROWS: usize = 4;
-/// Input rows in a tile: each weight block loaded serves this many, and their four block
-/// dots share one conversion and one multiply-add (see [`tile`]).
-const TILE_INPUTS: usize = 4;
-
-#[target_feature(enable = "avx2,fma")]
-unsafe fn matmul<const Q4: bool>(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize) {
-    let mut j = 0;
-    while j + TILE_ROWS <= w.rows() {
-        tile_column::<Q4, TILE_ROWS>(w, x, out, stride, j);
-        j += TILE_ROWS;
-    }
-    for j in j..w.rows() {
-        tile_column::<Q4, 1>(w, x, out, stride, j);
-    }
-}
-
-/// Weight rows `j..j + M` against every input row.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn tile_column<const Q4: bool, const M: usize>(
-    w: &WeightRows,
-    x: &QuantizedRows,
-    out: &mut [f32],
-    stride: usize,
-    j: usize,
-) {
-    for i in (0..x.rows()).step_by(TILE_INPUTS) {
-        tile::<Q4, M>(w, x, out, stride, j, i);
-    }
-}
-
-/// Weight rows `j..j + M` times input rows `i..i + 4`; past the last input row the tile
-/// repeats it and drops those results.
+/// The panel's 8 weight rows times input rows `i..i + 4`; past the last input row the
+/// tile repeats it and drops those results.
 ///
-/// Per block, the four inputs' 8-lane integer dots of one weight row fold by two
-/// horizontal adds into one vector (lanes `n` and `n + 4` hold input `n`'s halves), which
-/// takes one conversion and one multiply-add with the scales `d_w · d_x[n]`.
+/// `maddubs` multiplies 4 unsigned 7-bit inputs (broadcast) by each row's 4 signed weights
+/// and adds them in pairs: at most `2 · 127 · 127`, so no 16-bit sum saturates; `madd`
+/// with ones finishes each row's 4 products in its own 32-bit lane.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-// Indexed loops over the tile: `m` picks the weight row and the accumulator together.
+// Indexed loops over the tile: `n` picks the input row and its accumulators together.
 #[allow(clippy::needless_range_loop)]
-unsafe fn tile<const Q4: bool, const M: usize>(
-    w: &WeightRows,
-    x: &QuantizedRows,
-    out: &mut [f32],
-    stride: usize,
-    j: usize,
-    i: usize,
-) {
+unsafe fn tile(w: &WeightRows, x: &QuantizedRows, out: &mut [f32], stride: usize, panel: usize, i: usize) {
     let valid = (x.rows() - i).min(TILE_INPUTS);
-    let mut blocks = [0; TILE_INPUTS];
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); M];
+    let mut acc = [_mm256_setzero_ps(); TILE_INPUTS];
     for b in 0..w.blocks {
-        // Plain loops, not array adapters: closures would not be compiled for AVX2.
-        let mut inputs = [_mm256_setzero_si256(); TILE_INPUTS];
+        // The panel's scales and totals for this block, and its first weight group.
+        let at = (panel * w.blocks + b) * PANEL;
+        let weights = w.quants.as_ptr().add(at * BLOCK);
+        let mut blocks = [0; TILE_INPUTS];
+        let mut dots = [_mm256_setzero_si256(); TILE_INPUTS];
         for n in 0..TILE_INPUTS {
             blocks[n] = (i + n.min(valid - 1)) * x.blocks + b;
-            inputs[n] = _mm256_loadu_si256(x.quants.as_ptr().add(blocks[n] * BLOCK) as *const __m256i);
         }
-        let scale = |n: usize| *x.scales.get_unchecked(blocks[n]);
-        let (s0, s1, s2, s3) = (scale(0), scale(1), scale(2), scale(3));
-        let input_scales = _mm256_setr_ps(s0, s1, s2, s3, s0, s1, s2, s3);
-        for m in 0..M {
-            let block = (j + m) * w.blocks + b;
-            let values = weight_block::<Q4>(w.quants.as_ptr().add(block * w.step));
-            let magnitudes = _mm256_sign_epi8(values, values);
-            let mut dots = [_mm256_setzero_si256(); TILE_INPUTS];
+        for g in 0..BLOCK / GROUP {
+            let values = _mm256_loadu_si256(weights.add(g * BLOCK) as *const __m256i);
             for n in 0..TILE_INPUTS {
-                // maddubs multiplies unsigned by signed bytes: |w| by x carrying w's sign.
-                dots[n] =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(inputs[n], values)), ones);
+                let four = (x.quants.as_ptr().add(blocks[n] * BLOCK + g * GROUP) as *const i32).read_unaligned();
+                let pairs = _mm256_maddubs_epi16(_mm256_set1_epi32(four), values);
+                dots[n] = _mm256_add_epi32(dots[n], _mm256_madd_epi16(pairs, ones));
             }
-            let folded = _mm256_hadd_epi32(_mm256_hadd_epi32(dots[0], dots[1]), _mm256_hadd_epi32(dots[2], dots[3]));
-            let scales = _mm256_mul_ps(_mm256_set1_ps(*w.scales.get_unchecked(block)), input_scales);
-            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), scales, acc[m]);
+        }
+        let scales = _mm256_loadu_ps(w.scales.as_ptr().add(at));
+        let totals = _mm256_loadu_ps(w.totals.as_ptr().add(at));
+        for n in 0..TILE_INPUTS {
+            // `d_w·d_x·Σ w·q` plus the inputs' minimum times the weights' total.
+            let both = _mm256_mul_ps(scales, _mm256_set1_ps(*x.scales.get_unchecked(blocks[n])));
+            acc[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[n]), both, acc[n]);
+            acc[n] = _mm256_fmadd_ps(totals, _mm256_set1_ps(*x.mins.get_unchecked(blocks[n])), acc[n]);
         }
     }
-    for (m, acc) in acc.iter().enumerate() {
-        let mut sums = [0f32; TILE_INPUTS];
-        _mm_storeu_ps(sums.as_mut_ptr(), _mm_add_ps(_mm256_castps256_ps128(*acc), _mm256_extractf128_ps(*acc, 1)));
-        for (n, sum) in sums.iter().enumerate().take(valid) {
-            *out.get_unchecked_mut((i + n) * stride + j + m) = *sum;
-        }
-    }
-}
-
-/// A weight block's 32 values as signed bytes.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn weight_block<const Q4: bool>(quants: *const u8) -> __m256i {
-    if Q4 {
-        // Low nibbles are values 0..16, high nibbles 16..32: one 128-bit half each.
-        let packed = _mm_loadu_si128(quants as *const __m128i);
-        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
-        _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8))
-    } else {
-        _mm256_loadu_si256(quants as *const __m256i)
+    let j = panel * PANEL;
+    let width = (w.rows() - j).min(PANEL);
+    for n in 0..valid {
+        let mut lanes = [0f32; PANEL];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[n]);
+        let at = (i + n) * stride + j;
+        out.get_unchecked_mut(at..at + width).copy_from_slice(&lanes[..width]);
     }
 }
 

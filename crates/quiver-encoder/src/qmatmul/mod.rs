@@ -8,14 +8,16 @@
 //! the blocks. The kernels, one per instruction set, multiply a tile of weight rows by a
 //! few input rows at once so that every block loaded serves several dot products.
 //!
-//! Each kernel names the [`Layout`] it reads: most take the rows as stored; AVX-VNNI takes
-//! panels of 8 rows interleaved 4 values at a time, so that one `vpdpbusd` adds 4 products
-//! to each of 8 outputs and a block's sums need no horizontal additions; AVX-512 VNNI takes
-//! them 8 values at a time, two lanes of a 512-bit register per row.
+//! Each kernel names the [`Layout`] it reads: the wasm kernels take the rows as stored;
+//! AVX-VNNI and AVX2 take panels of 8 rows interleaved 4 values at a time, so that one
+//! `vpdpbusd` (or `maddubs` + `madd`) adds 4 products to each of 8 outputs and a block's
+//! sums need no horizontal additions; AVX-512 VNNI takes them 8 values at a time, two lanes
+//! of a 512-bit register per row.
 //!
-//! Each kernel also names the [`Activations`] it multiplies: signed bytes as above, or, for
-//! wasm relaxed-simd, unsigned 7-bit values from each block's minimum, the only range in
-//! which its byte product gives the same sums on every processor.
+//! Each kernel also names the [`Activations`] it multiplies: signed bytes as above, or
+//! unsigned 7-bit values from each block's minimum: for wasm relaxed-simd the only range
+//! in which its byte product gives the same sums on every processor, for AVX2 the range in
+//! which `maddubs` never saturates.
 
 use std::sync::OnceLock;
 
@@ -59,6 +61,9 @@ pub(crate) enum Layout {
     /// As [`Layout::Panels`], in 4 groups of 64 bytes, group `g` holding values
     /// `8g..8g + 8` of row 0, then of row 1, ….
     WidePanels,
+    /// As [`Layout::Panels`], the values as signed bytes `q` (no offset; padding rows are
+    /// zeros), for inputs quantized as [`Activations::Unsigned7`].
+    SignedPanels,
 }
 
 impl Layout {
@@ -67,7 +72,7 @@ impl Layout {
     pub(crate) const fn group(self) -> usize {
         match self {
             Layout::Rows => 1,
-            Layout::Panels => 4,
+            Layout::Panels | Layout::SignedPanels => 4,
             Layout::WidePanels => 8,
         }
     }
@@ -121,7 +126,7 @@ pub(crate) struct QuantizedWeight {
     blocks: usize,
     /// A scale per row and block, in the layout's order.
     scales: Vec<f32>,
-    /// For [`Activations::Unsigned7`] (in [`Layout::Rows`]), each block's `d_w · Σ w`;
+    /// For [`Activations::Unsigned7`], each block's `d_w · Σ w`, in the layout's order;
     /// otherwise empty.
     totals: Vec<f32>,
     /// The quantized values, in the layout's order.
@@ -271,7 +276,7 @@ fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[
             let last = (w.rows * w.blocks).checked_sub(1).map_or(0, |last| last * w.step + w.block_type.bytes());
             assert!(w.quants.len() >= last);
         }
-        Layout::Panels | Layout::WidePanels => {
+        Layout::Panels | Layout::WidePanels | Layout::SignedPanels => {
             let stored = w.rows.next_multiple_of(PANEL);
             assert_eq!(w.scales.len(), stored * w.blocks);
             assert_eq!(w.quants.len(), stored * w.blocks * BLOCK);
@@ -282,7 +287,7 @@ fn check_sizes(kernels: &dyn Kernels, w: &WeightRows, x: &QuantizedRows, out: &[
     match x.activations {
         Activations::Signed => assert_eq!(x.sums.len(), x.scales.len()),
         Activations::Unsigned7 => {
-            assert_eq!(w.layout, Layout::Rows);
+            assert!(matches!(w.layout, Layout::Rows | Layout::SignedPanels));
             assert_eq!(x.mins.len(), x.scales.len());
             assert_eq!(w.totals.len(), w.scales.len());
         }
@@ -378,7 +383,7 @@ impl QuantizedWeight {
         }
         Ok(Some(match layout {
             Layout::Rows => rows,
-            Layout::Panels | Layout::WidePanels => rows.panels(layout),
+            Layout::Panels | Layout::WidePanels | Layout::SignedPanels => rows.panels(layout),
         }))
     }
 
@@ -402,14 +407,18 @@ impl QuantizedWeight {
         let panels = self.outputs.div_ceil(PANEL);
         let width = layout.group();
         let mut scales = vec![0f32; panels * self.blocks * PANEL];
+        let mut totals = vec![0f32; if self.totals.is_empty() { 0 } else { scales.len() }];
         // Padding rows are zeros: `0 + offset`.
-        let offset = self.block_type.offset();
+        let offset = if layout == Layout::SignedPanels { 0 } else { self.block_type.offset() };
         let mut quants = vec![offset as u8; panels * self.blocks * PANEL * BLOCK];
         for j in 0..self.outputs {
             let (panel, row) = (j / PANEL, j % PANEL);
             for b in 0..self.blocks {
                 let at = (panel * self.blocks + b) * PANEL;
                 scales[at + row] = self.scales[j * self.blocks + b];
+                if !totals.is_empty() {
+                    totals[at + row] = self.totals[j * self.blocks + b];
+                }
                 for k in 0..BLOCK {
                     let (group, lane) = (k / width, k % width);
                     quants[at * BLOCK + (group * PANEL + row) * width + lane] =
@@ -417,7 +426,7 @@ impl QuantizedWeight {
                 }
             }
         }
-        QuantizedWeight { layout, scales, quants: Quants::Packed(quants), ..self }
+        QuantizedWeight { layout, scales, totals, quants: Quants::Packed(quants), ..self }
     }
 
     pub fn inputs(&self) -> usize {
@@ -437,7 +446,7 @@ impl QuantizedWeight {
                 // The last block needs its values only, not a next block's scale.
                 (start, end, &quants[from..to.saturating_sub(2).max(from)])
             }
-            Layout::Panels | Layout::WidePanels => {
+            Layout::Panels | Layout::WidePanels | Layout::SignedPanels => {
                 assert_eq!(start % PANEL, 0, "panels are split whole");
                 let last = end.next_multiple_of(PANEL);
                 (start, last, &quants[start * self.blocks * BLOCK..last * self.blocks * BLOCK])
