@@ -179,29 +179,6 @@ fn masked_softmax_rows(sequence: &mut [f32], seq: usize, len: usize, scale: f32)
     }
 }
 
-/// Compiles a portable kernel a second time for AVX2 + FMA and picks that one at run time
-/// when the processor has them; the portable build is the fallback (and what wasm runs).
-macro_rules! dispatch {
-    ($name:ident => $kernel:ident($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $kernel($($arg),*)
-                }
-                if $crate::ops::has_avx2() {
-                    // SAFETY: the processor supports AVX2 and FMA.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $kernel($($arg),*)
-        }
-    };
-}
-
-pub(crate) use dispatch;
-
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2() -> bool {
     static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

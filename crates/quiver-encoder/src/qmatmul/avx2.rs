@@ -145,3 +145,50 @@ pub(super) unsafe fn quantize(x: &[f32], scales: &mut [f32], sums: &mut [i32], q
         *scales.get_unchecked_mut(b) = d;
     }
 }
+
+/// [`super::quantize_blocks_unsigned7`] in AVX2, value for value (a minimum of zero may
+/// come out as `-0.0` where the portable code keeps `0.0`, or the reverse: the same number).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn quantize_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
+    let blocks = scales.len();
+    assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && mins.len() >= blocks);
+    let (zero, top) = (_mm256_setzero_ps(), _mm256_set1_ps(127.0));
+    // As in `quantize`: the packs' group order, gathered back.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for b in 0..blocks {
+        let at = x.as_ptr().add(b * BLOCK);
+        let v =
+            [_mm256_loadu_ps(at), _mm256_loadu_ps(at.add(8)), _mm256_loadu_ps(at.add(16)), _mm256_loadu_ps(at.add(24))];
+        // `min(v, m)` and `max(v, m)` keep `m` where `v` is NaN: NaNs are skipped.
+        let (mut low, mut high) = (_mm256_set1_ps(f32::INFINITY), _mm256_set1_ps(f32::NEG_INFINITY));
+        for v in v {
+            low = _mm256_min_ps(v, low);
+            high = _mm256_max_ps(v, high);
+        }
+        low = _mm256_min_ps(low, _mm256_permute2f128_ps(low, low, 1));
+        low = _mm256_min_ps(low, _mm256_shuffle_ps(low, low, 0b0100_1110));
+        low = _mm256_min_ps(low, _mm256_shuffle_ps(low, low, 0b1011_0001));
+        high = _mm256_max_ps(high, _mm256_permute2f128_ps(high, high, 1));
+        high = _mm256_max_ps(high, _mm256_shuffle_ps(high, high, 0b0100_1110));
+        high = _mm256_max_ps(high, _mm256_shuffle_ps(high, high, 0b1011_0001));
+        let (mut min, mut max) = (_mm256_cvtss_f32(low), _mm256_cvtss_f32(high));
+        if !(max - min).is_finite() {
+            (min, max) = (0.0, 0.0);
+        }
+        let d = (max - min) / 127.0;
+        let inverse = _mm256_set1_ps(if d == 0.0 { 0.0 } else { 1.0 / d });
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (q, v) in q.iter_mut().zip(v) {
+            // `max` first: a NaN becomes 0, as `f32::max` makes it.
+            let r = _mm256_mul_ps(_mm256_sub_ps(v, _mm256_set1_ps(min)), inverse);
+            *q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, zero), top));
+        }
+        let bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256(
+            quants.as_mut_ptr().add(b * BLOCK) as *mut __m256i,
+            _mm256_permutevar8x32_epi32(bytes, order),
+        );
+        *scales.get_unchecked_mut(b) = d;
+        *mins.get_unchecked_mut(b) = min;
+    }
+}

@@ -518,8 +518,7 @@ impl QuantizedWeight {
 // `max` then `min`, not `clamp`: they map a NaN into range, which the unchecked cast needs.
 #[allow(clippy::manual_clamp)]
 fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
-    // Plain index loops over 8 lanes: the shape that compiles to vector code in the AVX2
-    // copy (see `dispatch!`).
+    // Plain index loops over 8 lanes: the shape the vectoriser handles best.
     for b in 0..scales.len() {
         let block = &x[b * BLOCK..(b + 1) * BLOCK];
         let mut lanes = [0f32; 8];
@@ -604,7 +603,15 @@ fn quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], qu
     }
 }
 
-crate::ops::dispatch!(quantize_rows_unsigned7 => quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]));
+/// [`quantize_blocks_unsigned7`], in AVX2 where the processor has it.
+fn quantize_rows_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::ops::has_avx2() {
+        // SAFETY: the processor has AVX2 and FMA.
+        return unsafe { avx2::quantize_unsigned7(x, scales, mins, quants) };
+    }
+    quantize_blocks_unsigned7(x, scales, mins, quants)
+}
 
 #[cfg(test)]
 mod tests {
@@ -693,7 +700,7 @@ mod tests {
         }
     }
 
-    /// The dispatched signed quantization (AVX2 here) gives the portable code's values,
+    /// Both dispatched quantizations (AVX2 here) give the portable code's values,
     /// NaN, infinities, zeros and ties included.
     #[test]
     fn quantization_matches_the_portable_code() {
@@ -717,6 +724,15 @@ mod tests {
             (scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), sums, quants)
         };
         assert_eq!(run(quantize_rows), run(quantize_blocks));
+        type Unsigned = fn(&[f32], &mut [f32], &mut [f32], &mut [i8]);
+        let run = |f: Unsigned| {
+            let (mut scales, mut mins, mut quants) = (vec![0f32; blocks], vec![0f32; blocks], vec![0i8; x.len()]);
+            f(&x, &mut scales, &mut mins, &mut quants);
+            // `+ 0.0` makes a minimum of `-0.0` the `0.0` it equals.
+            let bits = |v: &[f32]| v.iter().map(|s| (s + 0.0).to_bits()).collect::<Vec<_>>();
+            (bits(&scales), bits(&mins), quants)
+        };
+        assert_eq!(run(quantize_rows_unsigned7), run(quantize_blocks_unsigned7));
     }
 
     /// A build with relaxed-simd multiplies with it (the browser's relaxed build relies on
