@@ -181,14 +181,43 @@ export interface Document {
 /** The Cache API cache that holds fetched model files (`Quiver.clearCache` empties it). */
 export declare const MODEL_CACHE: string;
 
+/**
+ * What went wrong, stable across releases (the CLI prints the same codes):
+ * - `E_INVALID_ARGUMENT`: a wrong type or value, a misspelt option (named in the message),
+ *   a filter or metadata that is not JSON data (a function, symbol, cycle, or more than 64
+ *   levels deep), an id that is not valid UTF-16;
+ * - `E_DISPOSED`: the engine was disposed; `E_BUSY`: an overlapping call inside the engine;
+ * - `E_FETCH`: a file could not be fetched; `E_WORKER`: the worker failed;
+ * - `E_MODEL_MISSING`, `E_MODEL_INVALID`: a model folder lacks a file, or holds a bad one;
+ *   `E_MODEL_MISMATCH`: the index was embedded by another model;
+ * - `E_INDEX_CORRUPT`, `E_INDEX_VERSION`: a damaged index file, or one of a newer format;
+ * - `E_NO_MODEL`, `E_NO_INDEX`, `E_NO_KEYWORD_INDEX`, `E_NO_RERANKER`: what the call needs
+ *   was not loaded;
+ * - `E_DIMENSION`, `E_NON_FINITE`: a vector of the wrong length, or with NaN or ±∞;
+ * - `E_FILTER`: a filter the engine cannot read; `E_DUPLICATE_ID`, `E_UNKNOWN_ID`: ids;
+ * - `E_GPU_UNAVAILABLE`, `E_GPU_UNSUPPORTED`, `E_GPU_LIMITS`, `E_GPU_MEMORY`, `E_GPU_LOST`,
+ *   `E_GPU_KERNEL`: the GPU backend (`auto` falls back to the CPU instead);
+ * - `E_COMPUTE`, `E_INPUT`, `E_IO`, `E_NPY`: the engine's own failures;
+ *   `E_INTERNAL`: anything else (a bug: please report it).
+ */
+export type QuiverErrorCode =
+  | 'E_INVALID_ARGUMENT' | 'E_DISPOSED' | 'E_BUSY' | 'E_FETCH' | 'E_WORKER'
+  | 'E_MODEL_MISSING' | 'E_MODEL_INVALID' | 'E_MODEL_MISMATCH' | 'E_INDEX_CORRUPT' | 'E_INDEX_VERSION'
+  | 'E_NO_MODEL' | 'E_NO_INDEX' | 'E_NO_KEYWORD_INDEX' | 'E_NO_RERANKER'
+  | 'E_DIMENSION' | 'E_NON_FINITE' | 'E_FILTER' | 'E_DUPLICATE_ID' | 'E_UNKNOWN_ID'
+  | 'E_GPU_UNAVAILABLE' | 'E_GPU_UNSUPPORTED' | 'E_GPU_LIMITS' | 'E_GPU_MEMORY' | 'E_GPU_LOST' | 'E_GPU_KERNEL'
+  | 'E_COMPUTE' | 'E_INPUT' | 'E_IO' | 'E_NPY' | 'E_INTERNAL';
+
+/** Every failure of the API: a rejected promise with one of these, never a synchronous throw. */
 export declare class QuiverError extends Error {
-  code: string;
+  code: QuiverErrorCode;
 }
 
 export declare class Quiver {
   info: (Stats & { model: unknown; restored: boolean; loadMs: number }) | null;
   static load(options: LoadOptions): Promise<Quiver>;
   static clearCache(): Promise<void>;
+  /** Best first; `[]` for an empty or blank query (a search box just cleared). */
   search(query: string, options?: SearchOptions): Promise<SearchResult[]>;
   searchVector(vector: ArrayLike<number>, options?: SearchOptions): Promise<SearchResult[]>;
   embed(texts: string[], options?: { kind?: 'document' | 'query' | 'raw' }): Promise<Float32Array[]>;

@@ -10,8 +10,61 @@ export class QuiverError extends Error {
   }
 }
 
+function invalid(message) {
+  return new QuiverError(message, 'E_INVALID_ARGUMENT');
+}
+
 function requireString(value, what) {
-  if (typeof value !== 'string') throw new QuiverError(`${what} must be a string`, 'E_INVALID_ARGUMENT');
+  if (typeof value !== 'string') throw invalid(`${what} must be a string`);
+}
+
+/** `options` (absent, or an object of `known` keys only) as an object; a misspelt key is named. */
+function checkOptions(options, known, what) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`${what} must be an object`);
+  const unknown = Object.keys(options).filter((key) => !known.includes(key));
+  if (unknown.length) throw invalid(`unknown ${what}: ${unknown.join(', ')} (known: ${known.join(', ')})`);
+  return options;
+}
+
+const LOAD_OPTIONS = ['model', 'index', 'reranker', 'onProgress', 'cache', 'persist', 'workerUrl', 'wasmUrl',
+  'wasmRelaxedUrl', 'wasmThreadsUrl', 'backend', 'calibrationBudgetMs', 'threads'];
+const EMBED_OPTIONS = ['kind'];
+/** Deeper filters or metadata are refused: the structured clone that carries them recurses. */
+const MAX_DEPTH = 64;
+
+/**
+ * Throws unless `value` is JSON data, what filters and metadata must be: no functions,
+ * symbols, bigints or cycles, at most MAX_DEPTH levels deep. Checked before anything is
+ * posted, whose structured clone would fail with an error that has no code.
+ */
+function requireData(value, what, depth = 0, ancestors = new Set()) {
+  if (value === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof value)) return;
+  if (typeof value !== 'object') throw invalid(`${what} is a ${typeof value}, which is not JSON data`);
+  if (depth >= MAX_DEPTH) throw invalid(`${what} is nested more than ${MAX_DEPTH} levels deep`);
+  if (ancestors.has(value)) throw invalid(`${what} refers to an object that holds it (a cycle)`);
+  ancestors.add(value);
+  for (const [key, inner] of Object.entries(value)) requireData(inner, `${what}.${key}`, depth + 1, ancestors);
+  ancestors.delete(value);
+}
+
+/** Throws unless `id` is a string of valid UTF-16 (a lone surrogate would collide with U+FFFD). */
+function requireId(id, what) {
+  requireString(id, what);
+  if (!id.isWellFormed()) throw invalid(`${what} holds a lone surrogate, which is not valid UTF-16`);
+}
+
+/** Search options with their filter checked (the engine checks the rest, names included). */
+function searchOptions(options) {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalid('search options must be an object');
+  requireData(options.filter, 'filter');
+  return options;
+}
+
+/** `run()`'s promise, or a rejected one where it throws: the API never throws synchronously. */
+function rejecting(run) {
+  try { return run(); } catch (e) { return Promise.reject(e); }
 }
 
 /** The Cache API cache that holds fetched model files (`Quiver.clearCache` empties it). */
@@ -103,11 +156,12 @@ export class Quiver {
    * Starts a worker and loads a model and an index.
    * @param {import('./index.d.ts').LoadOptions} options
    */
-  static async load(options = {}) {
+  static async load(options) {
+    options = checkOptions(options, LOAD_OPTIONS, 'load option');
     const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, wasmRelaxedUrl, wasmThreadsUrl, backend, calibrationBudgetMs } = options;
-    if (!model) throw new QuiverError('load needs a model: a URL of a model folder, or its files', 'E_INVALID_ARGUMENT');
+    if (!model) throw invalid('load needs a model: a URL of a model folder, or its files');
     const threads = options.threads ?? defaultThreads();
-    if (!Number.isInteger(threads) || threads < 1) throw new QuiverError(`threads must be a whole number ≥ 1, got ${threads}`, 'E_INVALID_ARGUMENT');
+    if (!Number.isInteger(threads) || threads < 1) throw invalid(`threads must be a whole number ≥ 1, got ${threads}`);
     // URLs are resolved against the page here: the worker's own base is its script.
     const base = globalThis.document?.baseURI ?? globalThis.location?.href;
     const absolute = (url) => (typeof url === 'string' ? new URL(url, base).href : url);
@@ -198,20 +252,32 @@ export class Quiver {
     return flat;
   }
 
-  /** Searches by meaning: `[{ id, score, metadata }]`, best first. */
-  search(query, options = {}) {
-    try { requireString(query, 'the query'); } catch (e) { return Promise.reject(e); }
-    return this.#call('search', { query, options });
+  /** Rejects once disposed, else `run()`'s promise (rejected where it throws). */
+  #checked(run) {
+    if (this.#disposed) return Promise.reject(new QuiverError('this Quiver engine was disposed', 'E_DISPOSED'));
+    return rejecting(run);
+  }
+
+  /** Searches by meaning: `[{ id, score, metadata }]`, best first; `[]` for a blank query. */
+  search(query, options) {
+    return this.#checked(() => {
+      requireString(query, 'the query');
+      return this.#call('search', { query, options: searchOptions(options) });
+    });
   }
 
   /** Searches with a vector of the index's dimension. */
-  searchVector(vector, options = {}) {
-    return this.#call('searchVector', { vector: Float32Array.from(vector), options });
+  searchVector(vector, options) {
+    return this.#checked(() => {
+      if (typeof vector?.length !== 'number' || typeof vector === 'string') throw invalid('the vector must be an array of numbers');
+      return this.#call('searchVector', { vector: Float32Array.from(vector), options: searchOptions(options) });
+    });
   }
 
   /** Embeds texts: one Float32Array per text. `kind`: "document" (default), "query" or "raw". */
-  async embed(texts, { kind = 'document' } = {}) {
-    if (!Array.isArray(texts)) throw new QuiverError('texts must be an array of strings', 'E_INVALID_ARGUMENT');
+  async embed(texts, options) {
+    const { kind = 'document' } = checkOptions(options, EMBED_OPTIONS, 'embed option');
+    if (!Array.isArray(texts)) throw invalid('texts must be an array of strings');
     if (this.#disposed) throw new QuiverError('this Quiver engine was disposed', 'E_DISPOSED');
     const flat = await this.#embedAcross(texts, kind);
     const dim = texts.length ? flat.length / texts.length : 0;
@@ -220,18 +286,27 @@ export class Quiver {
 
   /** Adds or replaces `[{ id, text, metadata? }]`; persisted when loaded with `persist`. */
   add(docs) {
-    // Documents the engine would refuse go to it whole, for its error.
-    const valid = Array.isArray(docs) && docs.every((d) => typeof d?.id === 'string' && typeof d.text === 'string');
-    if (!valid) return this.#call('add', { docs });
-    return this.#ordered(async () => {
-      const vectors = await this.#embedAcross(docs.map((d) => d.text), 'document');
-      return this.#send(this.#worker, 'addEmbedded', { docs, vectors }, undefined, [vectors.buffer]);
+    return this.#checked(() => {
+      // Documents the engine would refuse go to it whole, for its error.
+      const valid = Array.isArray(docs) && docs.every((d) => typeof d?.id === 'string' && typeof d.text === 'string');
+      if (!valid) return this.#call('add', { docs });
+      docs.forEach((d, i) => {
+        requireId(d.id, `docs[${i}].id`);
+        requireData(d.metadata, `docs[${i}].metadata`);
+      });
+      return this.#ordered(async () => {
+        const vectors = await this.#embedAcross(docs.map((d) => d.text), 'document');
+        return this.#send(this.#worker, 'addEmbedded', { docs, vectors }, undefined, [vectors.buffer]);
+      });
     });
   }
 
   /** Removes documents by id. */
   remove(ids) {
-    return this.#call('remove', { ids });
+    return this.#checked(() => {
+      if (Array.isArray(ids)) ids.forEach((id, i) => requireId(id, `ids[${i}]`));
+      return this.#call('remove', { ids });
+    });
   }
 
   /** `{ documents, dim, model, kernels, keyword, queryCache, backend, lastEmbedding, threads }`. */

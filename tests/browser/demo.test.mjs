@@ -592,6 +592,7 @@ test('bad input from JS is a clear Error, never a trap', async () => {
     const { Quiver } = await import('/pkg/index.js');
     const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr' });
     const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code ?? `no code: ${e.message}`; } };
+    const before = (await q.stats()).documents;
     const codes = {
       number: await codeOf(q.search(42)),
       undefined: await codeOf(q.search(undefined)),
@@ -604,17 +605,39 @@ test('bad input from JS is a clear Error, never a trap', async () => {
       huge: await codeOf(q.search('lamp '.repeat(200_000))),
       loneSurrogate: await codeOf(q.search('\uD800 glass \uDFFF')),
       budget: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', calibrationBudgetMs: -1 })),
+      // Misspelt options are named, not ignored.
+      misspeltSearch: await codeOf(q.search('wine', { topK: 5 })),
+      misspeltLoad: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', modle: 'x' })),
+      misspeltEmbed: await codeOf(q.embed(['x'], { knd: 'query' })),
+      nullOptions: await codeOf(q.embed(['x'], null)),
+      nullVector: await codeOf(q.searchVector(null)),
+      // What a structured clone cannot carry is refused before anything is posted.
+      functionFilter: await codeOf(q.search('x', { filter: { price: () => 1 } })),
+      symbolMetadata: await codeOf(q.add([{ id: 'n1', text: 'x', metadata: { s: Symbol('s') } }])),
+      deepFilter: await codeOf(q.search('x', { filter: Array.from({ length: 5000 }).reduce((inner) => ({ inner }), {}) })),
+      cyclicMetadata: await codeOf(q.add([{ id: 'n2', text: 'x', metadata: (() => { const m = {}; m.self = m; return m; })() }])),
+      // '\uD800' and '\uDFFF' would both become U+FFFD.
+      loneSurrogateId: await codeOf(q.add([{ id: '\uD800', text: 'x' }])),
     };
+    const blank = [(await q.search('')).length, (await q.search(' \n ', { mode: 'hybrid' })).length];
+    const documents = (await q.stats()).documents;
     const afterErrors = (await q.search('wine glass', { k: 1 })).length;
     q.dispose();
     codes.disposed = await codeOf(q.search('x'));
-    return { codes, afterErrors };
+    codes.disposedVector = await codeOf(q.searchVector(null));
+    return { codes, afterErrors, blank, added: documents - before };
   });
   assert.deepEqual(outcome.codes, {
     number: 'E_INVALID_ARGUMENT', undefined: 'E_INVALID_ARGUMENT', texts: 'E_INVALID_ARGUMENT',
     badOption: 'E_INVALID_ARGUMENT', filter: 'E_FILTER', shortVector: 'E_DIMENSION', nanVector: 'E_NON_FINITE',
     unknownId: 'E_UNKNOWN_ID', huge: 'ok', loneSurrogate: 'ok', budget: 'E_INVALID_ARGUMENT', disposed: 'E_DISPOSED',
+    misspeltSearch: 'E_INVALID_ARGUMENT', misspeltLoad: 'E_INVALID_ARGUMENT', misspeltEmbed: 'E_INVALID_ARGUMENT',
+    nullOptions: 'ok', nullVector: 'E_INVALID_ARGUMENT', functionFilter: 'E_INVALID_ARGUMENT',
+    symbolMetadata: 'E_INVALID_ARGUMENT', deepFilter: 'E_INVALID_ARGUMENT', cyclicMetadata: 'E_INVALID_ARGUMENT',
+    loneSurrogateId: 'E_INVALID_ARGUMENT', disposedVector: 'E_DISPOSED',
   });
+  assert.deepEqual(outcome.blank, [0, 0], 'a blank query finds nothing');
+  assert.equal(outcome.added, 0, 'a refused add adds nothing');
   assert.equal(outcome.afterErrors, 1, 'the engine still works after every error');
   await page.close();
 });

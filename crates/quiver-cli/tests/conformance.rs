@@ -33,7 +33,11 @@ fn flags(options: &Map<String, Value>) -> Vec<String> {
             "rrfK" => "--rrf-k",
             "vectorWeight" => "--vector-weight",
             "fusionCandidates" => "--fusion-candidates",
-            other => panic!("this runner does not know the option {other:?}"),
+            // A misspelt option: an unknown flag, which clap refuses as the page refuses it.
+            other => {
+                flags.extend([format!("--{other}"), value.to_string()]);
+                continue;
+            }
         };
         let value = match value {
             Value::String(s) => s.clone(),

@@ -4,8 +4,17 @@ use serde::{Deserialize, Serialize};
 
 /// L2-normalises `v` in place; a zero vector stays zero.
 pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
+    let mut norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    // Squares overflow above ~1e19 and vanish below ~1e-19: there, divide by the largest
+    // magnitude first (elsewhere not, which keeps every other vector's bits as they were).
+    if !norm.is_finite() || norm < 1e-18 {
+        let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        if largest > 0.0 && largest.is_finite() {
+            v.iter_mut().for_each(|x| *x /= largest);
+            norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        }
+    }
+    if norm > 0.0 && norm.is_finite() {
         v.iter_mut().for_each(|x| *x /= norm);
     }
 }
@@ -103,6 +112,20 @@ pub fn binarize(v: &[f32], thresholds: &[f32], out: &mut [u64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Huge and tiny finite vectors normalise like ordinary ones; zero stays zero.
+    #[test]
+    fn normalization_neither_overflows_nor_vanishes() {
+        for scale in [1.0, 1e20, 1e30, 1e-20, 1e-38] {
+            let mut v = [3.0 * scale, 0.0, -4.0 * scale];
+            l2_normalize(&mut v);
+            let want = [0.6, 0.0, -0.8];
+            assert!(v.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "×{scale}: {v:?}");
+        }
+        let mut zero = [0.0f32; 3];
+        l2_normalize(&mut zero);
+        assert_eq!(zero, [0.0; 3]);
+    }
 
     #[test]
     fn int8_round_trip_is_close() {

@@ -385,7 +385,11 @@ fn search_options(value: JsValue) -> Result<(SearchOptions, Option<usize>), JsVa
     let js: JsSearchOptions = if value.is_undefined() || value.is_null() {
         JsSearchOptions::default()
     } else {
-        serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("search options: {e}")))?
+        // serde_wasm_bindgen reads only the fields a struct names, so a misspelt option would
+        // pass unseen; through JSON, `deny_unknown_fields` refuses it by name.
+        let json: serde_json::Value =
+            serde_wasm_bindgen::from_value(value).map_err(|e| invalid(format!("search options: {e}")))?;
+        serde_json::from_value(json).map_err(|e| invalid(format!("search options: {e}")))?
     };
     let mut options = SearchOptions::default();
     if let Some(k) = js.k {

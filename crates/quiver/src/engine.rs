@@ -195,9 +195,12 @@ impl Engine {
     }
 
     /// Searches for a text query in `options.mode` (vector, keyword or hybrid); the query's
-    /// embedding is cached.
+    /// embedding is cached. An empty or blank query (a search box just cleared) finds nothing.
     pub async fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<SearchResult>> {
         let index = self.index()?;
+        if query.trim().is_empty() {
+            return Ok(Vec::new());
+        }
         let vector = match options.mode {
             SearchMode::Keyword => None,
             SearchMode::Vector | SearchMode::Hybrid => Some(self.embed_query(query).await?),
