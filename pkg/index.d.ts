@@ -57,7 +57,11 @@ export interface LoadOptions {
   onProgress?: (progress: Progress) => void;
   /** Keep model files in the Cache API (default true). */
   cache?: boolean;
-  /** Store the index in the origin-private file system under this name; added documents survive reloads. */
+  /**
+   * Store the index in the origin-private file system under this name (1 to 200 characters,
+   * no `/` or `\`); added documents survive reloads. An add or remove whose index cannot be
+   * stored rejects with `E_IO` and changes nothing.
+   */
   persist?: string;
   /** Where worker.js is served, if a bundler moved it. */
   workerUrl?: string | URL;
@@ -197,7 +201,8 @@ export declare const MODEL_CACHE: string;
  * - `E_FILTER`: a filter the engine cannot read; `E_DUPLICATE_ID`, `E_UNKNOWN_ID`: ids;
  * - `E_GPU_UNAVAILABLE`, `E_GPU_UNSUPPORTED`, `E_GPU_LIMITS`, `E_GPU_MEMORY`, `E_GPU_LOST`,
  *   `E_GPU_KERNEL`: the GPU backend (`auto` falls back to the CPU instead);
- * - `E_COMPUTE`, `E_INPUT`, `E_IO`, `E_NPY`: the engine's own failures;
+ * - `E_IO`: the index could not be stored (`persist`), and the add or remove was undone;
+ * - `E_COMPUTE`, `E_INPUT`, `E_NPY`: the engine's own failures;
  *   `E_INTERNAL`: anything else (a bug: please report it).
  */
 export type QuiverErrorCode =

@@ -54,6 +54,15 @@ function requireId(id, what) {
   if (!id.isWellFormed()) throw invalid(`${what} holds a lone surrogate, which is not valid UTF-16`);
 }
 
+/** Throws unless `persist` is absent or a name OPFS takes as a file name. */
+function requirePersistName(persist) {
+  if (persist === undefined || persist === null) return;
+  requireString(persist, 'persist');
+  if (!/^[^/\\\0]{1,200}$/.test(persist) || persist === '.' || persist === '..' || !persist.isWellFormed()) {
+    throw invalid(`persist must be a name of 1 to 200 characters without / or \\, got ${JSON.stringify(persist)}`);
+  }
+}
+
 /** Search options with their filter checked (the engine checks the rest, names included). */
 function searchOptions(options) {
   if (options === undefined || options === null) return undefined;
@@ -160,6 +169,7 @@ export class Quiver {
     options = checkOptions(options, LOAD_OPTIONS, 'load option');
     const { model, index, reranker, onProgress, cache = true, persist, workerUrl, wasmUrl, wasmRelaxedUrl, wasmThreadsUrl, backend, calibrationBudgetMs } = options;
     if (!model) throw invalid('load needs a model: a URL of a model folder, or its files');
+    requirePersistName(persist);
     const threads = options.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1) throw invalid(`threads must be a whole number ≥ 1, got ${threads}`);
     // URLs are resolved against the page here: the worker's own base is its script.

@@ -249,11 +249,33 @@ async function loadPersisted(files, path, name) {
 
 /** Replaces the stored index atomically: the writable stream commits on close only. */
 async function persist() {
-  if (!persistName) return;
   const handle = await opfsFile(persistName, true);
   const writable = await handle.createWritable();
   await writable.write(engine.indexBytes());
   await writable.close();
+}
+
+/**
+ * Runs `change` (an add or remove) and stores the index; where storing fails, the index
+ * goes back to what it was, so the call changes nothing and rejects (E_IO).
+ */
+async function persisted(change) {
+  if (!persistName) return change();
+  const before = engine.indexBytes();
+  const result = await change();
+  try {
+    await persist();
+  } catch (e) {
+    const files = new wasm.Files();
+    try {
+      await put(files, 'index', before);
+      engine.loadIndex(files, 'index');
+    } finally {
+      files.free();
+    }
+    throw fail('E_IO', `the index could not be stored (persist: ${persistName}), so the change was undone: ${e?.message ?? e}`);
+  }
+  return result;
 }
 
 /** Runs an embedding call and records its time and backend for `stats`. */
@@ -302,17 +324,9 @@ const handlers = {
   search: ({ query, options }) => engine.search(query, options),
   searchVector: ({ vector, options }) => engine.searchVector(vector, options),
   embed: ({ texts, kind }) => timed(texts.length, () => engine.embed(texts, kind ?? 'document')),
-  async add({ docs }) {
-    const n = await timed(Array.isArray(docs) ? docs.length : 0, () => engine.add(docs));
-    await persist();
-    return n;
-  },
-  async addEmbedded({ docs, vectors }) {
-    const n = engine.addEmbedded(docs, vectors);
-    await persist();
-    return n;
-  },
-  async remove({ ids }) { const n = engine.remove(ids); await persist(); return n; },
+  add: ({ docs }) => persisted(() => timed(Array.isArray(docs) ? docs.length : 0, () => engine.add(docs))),
+  addEmbedded: ({ docs, vectors }) => persisted(() => engine.addEmbedded(docs, vectors)),
+  remove: ({ ids }) => persisted(() => engine.remove(ids)),
   // WebAssembly memory only grows: its size is the high-water mark of the engine's heap.
   stats: async () => ({ ...engine.stats(), lastEmbedding, wasmMemoryBytes: (await ready).memory.buffer.byteLength }),
   indexBytes: () => engine.indexBytes(),

@@ -23,7 +23,8 @@ const problems = [];
 
 before(async () => {
   server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures'), 'both/': BOTH, 'wasm-pack/': WASM_PACK,
-    'without-relaxed-simd/': join(ROOT, 'tests/browser/without-relaxed-simd') } });
+    'without-relaxed-simd/': join(ROOT, 'tests/browser/without-relaxed-simd'),
+    'failing-storage/': join(ROOT, 'tests/browser/failing-storage') } });
   base = `http://127.0.0.1:${server.address().port}`;
   const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
   browser = await chromium.launch({
@@ -618,6 +619,9 @@ test('bad input from JS is a clear Error, never a trap', async () => {
       cyclicMetadata: await codeOf(q.add([{ id: 'n2', text: 'x', metadata: (() => { const m = {}; m.self = m; return m; })() }])),
       // '\uD800' and '\uDFFF' would both become U+FFFD.
       loneSurrogateId: await codeOf(q.add([{ id: '\uD800', text: 'x' }])),
+      // OPFS refuses such names: refused at load, before any add is applied.
+      slashPersist: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', persist: 'a/b' })),
+      emptyPersist: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', persist: '' })),
     };
     const blank = [(await q.search('')).length, (await q.search(' \n ', { mode: 'hybrid' })).length];
     const documents = (await q.stats()).documents;
@@ -635,10 +639,38 @@ test('bad input from JS is a clear Error, never a trap', async () => {
     nullOptions: 'ok', nullVector: 'E_INVALID_ARGUMENT', functionFilter: 'E_INVALID_ARGUMENT',
     symbolMetadata: 'E_INVALID_ARGUMENT', deepFilter: 'E_INVALID_ARGUMENT', cyclicMetadata: 'E_INVALID_ARGUMENT',
     loneSurrogateId: 'E_INVALID_ARGUMENT', disposedVector: 'E_DISPOSED',
+    slashPersist: 'E_INVALID_ARGUMENT', emptyPersist: 'E_INVALID_ARGUMENT',
   });
   assert.deepEqual(outcome.blank, [0, 0], 'a blank query finds nothing');
   assert.equal(outcome.added, 0, 'a refused add adds nothing');
   assert.equal(outcome.afterErrors, 1, 'the engine still works after every error');
+  await page.close();
+});
+
+test('an add or remove whose index cannot be stored rejects and changes nothing', async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2/', index: '/data/catalogue.qvr',
+      persist: `full-${Date.now()}`, workerUrl: '/failing-storage/worker.js' });
+    const codeOf = async (promise) => { try { await promise; return 'ok'; } catch (e) { return e.code ?? `no code: ${e.message}`; } };
+    const first = (await q.search('wine glass', { k: 1 }))[0].id;
+    const documents = (await q.stats()).documents;
+    const codes = {
+      add: await codeOf(q.add([{ id: 'flux', text: 'a flux capacitor for a time machine' }])),
+      remove: await codeOf(q.remove([first])),
+    };
+    const after = {
+      documents: (await q.stats()).documents,
+      flux: (await q.search('flux capacitor time machine', { k: 3 })).some((r) => r.id === 'flux'),
+      first: (await q.search('wine glass', { k: 1 }))[0].id,
+    };
+    q.dispose();
+    return { codes, documents, first, after };
+  });
+  assert.deepEqual(out.codes, { add: 'E_IO', remove: 'E_IO' });
+  assert.deepEqual(out.after, { documents: out.documents, flux: false, first: out.first });
   await page.close();
 });
 
