@@ -120,8 +120,9 @@ async function put(files, path, value) {
 /**
  * Fetches a URL through the Cache API into `files` at `path`, reporting bytes as they
  * arrive: the chunks go straight into wasm memory, so the page never holds the whole file.
- * Resolves to `{ sha256 }` (with `hash`; else null), or to null for an `optional` file
- * the server does not have.
+ * Resolves to `{ sha256, store }` (`sha256` with `hash`, else null; `store()` puts a
+ * fetched file in the cache, which the caller does once the engine has accepted it: a bad
+ * file never stays cached), or to null for an `optional` file the server does not have.
  */
 async function fetchInto(files, path, url, { optional = false, useCache = true, hash = false, progress }) {
   let cache = null;
@@ -151,15 +152,20 @@ async function fetchInto(files, path, url, { optional = false, useCache = true, 
   let digest = (cached && response.headers.get(SHA256_HEADER)) || null;
   // Views of wasm memory are read at once, before anything else runs in wasm.
   if (hash && !digest && globalThis.crypto?.subtle) digest = await sha256(files.view(path));
+  let store = async () => {};
   if (cache && !cached) {
     // Stored decoded: the cached copy's headers must describe these bytes, not the wire's.
     const headers = new Headers(response.headers);
     for (const name of ['content-encoding', 'x-decoded-length']) headers.delete(name);
     headers.set('content-length', String(loaded));
     if (digest) headers.set(SHA256_HEADER, digest);
-    try { await cache.put(url, new Response(unshared(files.view(path)), { headers })); } catch { /* quota: still works */ }
+    // Copied out now: the engine takes the files' memory when it loads them.
+    const body = new Blob([unshared(files.view(path))]);
+    store = async () => {
+      try { await cache.put(url, new Response(body, { headers })); } catch { /* quota: still works */ }
+    };
   }
-  return { sha256: digest };
+  return { sha256: digest, store };
 }
 
 function joinUrl(base, path) {
@@ -167,9 +173,10 @@ function joinUrl(base, path) {
 }
 
 /**
- * A model folder's files, from a URL (fetched, cached) or given by path as bytes, read into
- * a `Files` in the rounds the engine names (`modelReads`: the rules the CLI reads a folder
- * by), and the sha256 of those that identify the model. The caller frees `files`.
+ * A model folder's files, from a URL (fetched) or given by path as bytes, read into a
+ * `Files` in the rounds the engine names (`modelReads`: the rules the CLI reads a folder
+ * by), the sha256 of those that identify the model, and `store()`, which caches the fetched
+ * ones (once the engine has loaded them). The caller frees `files`.
  */
 async function modelFiles(model, useCache, progress) {
   let name = 'model';
@@ -190,11 +197,13 @@ async function modelFiles(model, useCache, progress) {
     throw fail('E_INVALID_ARGUMENT', 'a model must be a URL or an object of files');
   }
   const hashes = {};
+  const stores = [];
   try {
     for (let round = 0, reads; (reads = wasm.modelReads(round, files.copy('quiver.json'))); round++) {
       const take = async (path, optional) => {
         const got = await read(path, optional, reads.hashed.includes(path));
         if (got?.sha256) hashes[path] = got.sha256;
+        if (got?.store) stores.push(got.store);
         return Boolean(got);
       };
       for (const path of reads.required) await take(path, false);
@@ -207,27 +216,31 @@ async function modelFiles(model, useCache, progress) {
     files.free();
     throw e;
   }
-  return { files, name, hashes };
+  return { files, name, hashes, store: () => Promise.all(stores.map((store) => store())) };
 }
 
 async function loadModel(model, useCache, { backend, decisions }, progress) {
-  const { files, name, hashes } = await modelFiles(model, useCache, (p) => progress({ stage: 'model', ...p }));
+  const { files, name, hashes, store } = await modelFiles(model, useCache, (p) => progress({ stage: 'model', ...p }));
+  let loaded;
   try {
     progress({ stage: 'compile' });
     progress({ stage: 'backend', backend });
-    return await engine.loadModel(files, name, hashes, decisions);
+    loaded = await engine.loadModel(files, name, hashes, decisions);
   } finally {
     files.free();
   }
+  await store();
+  return loaded;
 }
 
 async function loadReranker(reranker, useCache, progress) {
-  const { files, name } = await modelFiles(reranker, useCache, (p) => progress({ stage: 'reranker', ...p }));
+  const { files, name, store } = await modelFiles(reranker, useCache, (p) => progress({ stage: 'reranker', ...p }));
   try {
     engine.loadReranker(files, name);
   } finally {
     files.free();
   }
+  await store();
 }
 
 async function opfsFile(name, create) {

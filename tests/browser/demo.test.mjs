@@ -17,6 +17,8 @@ const ARTIFACTS = join(ROOT, 'artifacts');
 let server, browser, context, base;
 // A model folder made by a test, served at /both/.
 const BOTH = mkdtempSync(join(tmpdir(), 'quiver-both-weights-'));
+// A model folder whose weights the cache test truncates and then mends, served at /mended/.
+const MENDED = mkdtempSync(join(tmpdir(), 'quiver-mended-'));
 // wasm-pack's build of the bindings, served at /wasm-pack/.
 const WASM_PACK = mkdtempSync(join(tmpdir(), 'quiver-wasm-pack-'));
 const problems = [];
@@ -24,7 +26,7 @@ const problems = [];
 before(async () => {
   server = await serve({ port: 0, mounts: { 'fixtures/': join(SHARED, 'fixtures'), 'both/': BOTH, 'wasm-pack/': WASM_PACK,
     'without-relaxed-simd/': join(ROOT, 'tests/browser/without-relaxed-simd'),
-    'failing-storage/': join(ROOT, 'tests/browser/failing-storage') } });
+    'failing-storage/': join(ROOT, 'tests/browser/failing-storage'), 'mended/': MENDED } });
   base = `http://127.0.0.1:${server.address().port}`;
   const home = mkdtempSync(join(tmpdir(), 'quiver-chromium-'));
   browser = await chromium.launch({
@@ -644,6 +646,35 @@ test('bad input from JS is a clear Error, never a trap', async () => {
   assert.deepEqual(outcome.blank, [0, 0], 'a blank query finds nothing');
   assert.equal(outcome.added, 0, 'a refused add adds nothing');
   assert.equal(outcome.afterErrors, 1, 'the engine still works after every error');
+  await page.close();
+});
+
+test('a model file the engine refuses is never cached: once the server has the whole file, it loads', async () => {
+  const source = join(ROOT, 'models/all-MiniLM-L6-v2-q8_0');
+  for (const file of readdirSync(source, { recursive: true })) {
+    if (file.includes('.')) writeFileSync(join(MENDED, file), readFileSync(join(source, file)), { flag: 'w' });
+    else mkdirSync(join(MENDED, file), { recursive: true });
+  }
+  const weights = readFileSync(join(source, 'model.gguf'));
+  writeFileSync(join(MENDED, 'model.gguf'), weights.subarray(0, weights.length >> 1));
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const load = () => page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    try {
+      const q = await Quiver.load({ model: '/mended/', threads: 1 });
+      const dim = (await q.embed(['a lamp']))[0].length;
+      q.dispose();
+      return `ok ${dim}`;
+    } catch (e) {
+      return e.code;
+    }
+  });
+  assert.equal(await load(), 'E_MODEL_INVALID');
+  writeFileSync(join(MENDED, 'model.gguf'), weights);
+  assert.equal(await load(), 'ok 384');
+  const cached = await page.evaluate(async () => (await (await caches.open('quiver-v1')).keys()).map((r) => new URL(r.url).pathname));
+  assert.ok(cached.includes('/mended/model.gguf'), `the good file is cached: ${cached}`);
   await page.close();
 });
 
