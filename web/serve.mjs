@@ -3,7 +3,9 @@
 // the index, nothing else. `--isolate` sends COOP/COEP headers (cross-origin isolation).
 // Files that shrink by a fifth or more (tokenizer.json: 17 MB → 4 MB for XLM-R) are sent
 // gzipped when the browser accepts it, with their decoded size in `X-Decoded-Length` so
-// the page's progress shows real bytes; 4-bit weights, which barely shrink, go as they are.
+// the page's progress shows real bytes; 4-bit weights, which barely shrink, go as they are,
+// and so do files above 256 MB (a million-row index), streamed from the disk at once:
+// compressing them would hold them whole in memory first.
 import { createServer } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -20,6 +22,7 @@ const TYPES = {
 
 const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.jsonl', '.wasm', '.svg', '.safetensors', '.gguf', '.qvr']);
 const WORTH_IT = 0.8;
+const GZIP_UP_TO = 256 << 20;
 /** path → { key, body } (the gzipped bytes) or { key, body: null } (not worth it). */
 const gzipped = new Map();
 
@@ -45,8 +48,11 @@ const args = process.argv.slice(2);
 const port = Number(args[args.indexOf('--port') + 1] || process.env.PORT || 8787);
 const isolate = args.includes('--isolate');
 
-/** `mounts` maps extra URL prefixes (`peer/ort/`) to folders, for benchmark pages. */
-export function serve({ port: listenPort = port, isolated = isolate, mounts = {} } = {}) {
+/**
+ * `mounts` maps extra URL prefixes (`peer/ort/`) to folders, for benchmark pages; files
+ * above `gzipUpTo` bytes are never compressed.
+ */
+export function serve({ port: listenPort = port, isolated = isolate, mounts = {}, gzipUpTo = GZIP_UP_TO } = {}) {
   const server = createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     let path = decodeURIComponent(url.pathname).replace(/^\/+/, '') || 'index.html';
@@ -63,7 +69,7 @@ export function serve({ port: listenPort = port, isolated = isolate, mounts = {}
     try { stat = statSync(file); } catch { stat = null; }
     if (!stat?.isFile()) { res.writeHead(404, headers).end('not found'); return; }
     const type = TYPES[extname(file)] ?? 'application/octet-stream';
-    const body = COMPRESSIBLE.has(extname(file)) && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')
+    const body = COMPRESSIBLE.has(extname(file)) && stat.size <= gzipUpTo && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')
       ? gzippedBody(file, stat) : null;
     if (body) {
       res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Encoding': 'gzip', 'Vary': 'Accept-Encoding',

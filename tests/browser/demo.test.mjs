@@ -743,6 +743,24 @@ test('a wrong model URL and a corrupted index give clear errors', async () => {
   await page.close();
 });
 
+test('the static server streams files above its gzip limit as they are', async () => {
+  const file = 'models/all-MiniLM-L6-v2/tokenizer.json';
+  const size = readFileSync(join(ROOT, file)).length;
+  const limited = await serve({ port: 0, gzipUpTo: size - 1 });
+  try {
+    const headers = async (at) => {
+      const r = await fetch(`${at}/${file}`, { method: 'HEAD', headers: { 'Accept-Encoding': 'gzip' } });
+      return [r.headers.get('content-encoding'), Number(r.headers.get('content-length'))];
+    };
+    const [encoding, length] = await headers(base);
+    assert.equal(encoding, 'gzip');
+    assert.ok(length < size / 2, `${length} of ${size} bytes`);
+    assert.deepEqual(await headers(`http://127.0.0.1:${limited.address().port}`), [null, size]);
+  } finally {
+    limited.close();
+  }
+});
+
 test('no uncaught exceptions or console errors', () => {
   // Failed fetches of the wrong model URL are the only expected console noise.
   const unexpected = problems.filter((p) => !/no-such-model.*404|Failed to load resource/.test(p));
