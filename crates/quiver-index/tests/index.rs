@@ -270,3 +270,73 @@ fn format_v1_fixture_still_loads() {
     let hits = index.search(index.vector(4), &SearchOptions { k: 1, ..Default::default() }).unwrap();
     assert_eq!(index.id(hits[0].row), "doc-4");
 }
+
+/// A file whose checksum is right but whose content lies (a buggy or dishonest writer) is
+/// refused, for each section, with an error naming the section and the row.
+#[test]
+fn checksum_valid_files_with_lying_content_are_refused() {
+    let (index, _) = build(20, 8, Metric::Cosine);
+    let bytes = index.to_bytes();
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[24..24 + header_len]).unwrap().to_owned();
+    let json: serde_json::Value = serde_json::from_str(&header).unwrap();
+    let offset = |name: &str| {
+        let sections = json["sections"].as_array().unwrap();
+        sections.iter().find(|s| s["name"] == name).unwrap()["offset"].as_u64().unwrap() as usize
+    };
+    // `edit` changes the bytes; the checksum is then recomputed, as a dishonest writer would.
+    let refusal = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut lying = bytes.clone();
+        edit(&mut lying);
+        let end = lying.len() - 16;
+        let crc = crc32fast::hash(&lying[..end]);
+        lying[end + 4..end + 8].copy_from_slice(&crc.to_le_bytes());
+        match FlatIndex::from_bytes(lying) {
+            Err(IndexError::Corrupt(why)) => why,
+            other => panic!("expected a corrupt index, got {:?}", other.map(|i| i.len())),
+        }
+    };
+    let put_f32 = |at: usize, v: f32| move |b: &mut Vec<u8>| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let vectors = offset("vectors");
+    let row = |r: usize| vectors + r * 8 * 4;
+    type Edit<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("section vectors: row 3 holds NaN", Box::new(put_f32(row(3), f32::NAN))),
+        ("section vectors: row 2 holds inf", Box::new(put_f32(row(2) + 4, f32::INFINITY))),
+        ("section vectors: row 5 has norm", Box::new(move |b: &mut Vec<u8>| put_f32(row(5), 2.0)(b))),
+        ("section scales: row 4 is -1", Box::new(put_f32(offset("scales") + 16, -1.0))),
+        (
+            "section bits: row 6 has bits past dimension 8",
+            Box::new(move |b: &mut Vec<u8>| b[offset("bits") + 6 * 8 + 7] |= 0x80),
+        ),
+        (
+            "section id_offsets",
+            Box::new(move |b: &mut Vec<u8>| {
+                b[offset("id_offsets") + 8..][..8].copy_from_slice(&(1u64 << 63).to_le_bytes())
+            }),
+        ),
+        (
+            "header: binary threshold 0",
+            Box::new(|b: &mut Vec<u8>| {
+                let at = header.find("\"thresholds\":[").unwrap() + "\"thresholds\":[".len();
+                let end = at + header[at..].find([',', ']']).unwrap();
+                let text = format!("{:width$}", "1e39", width = end - at);
+                b[24 + at..24 + end].copy_from_slice(text.as_bytes());
+            }),
+        ),
+        (
+            "section vectors: offset",
+            Box::new(|b: &mut Vec<u8>| {
+                let key = format!("\"name\":\"vectors\",\"offset\":{vectors}");
+                let at = header.find(&key).unwrap();
+                let moved = format!("\"name\":\"vectors\",\"offset\":{}", vectors + 1);
+                assert_eq!(moved.len(), key.len());
+                b[24 + at..24 + at + key.len()].copy_from_slice(moved.as_bytes());
+            }),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let why = refusal(edit.as_ref());
+        assert!(why.starts_with(expected) || why.contains(expected), "{expected:?}: {why}");
+    }
+}
