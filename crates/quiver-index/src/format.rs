@@ -13,7 +13,9 @@
 //! footer     format version u32 | crc32 of everything before the footer u32 | magic "QVRINDEX"
 //! ```
 //! All integers are little-endian. Loading checks length, magic, version and checksum
-//! before it trusts a single offset, so a cut or corrupted file is a typed error.
+//! before it trusts a single offset, so a cut or corrupted file is a typed error; then the
+//! content the checksum cannot vouch for (`check_content`): a wrong or dishonest writer's
+//! file is refused naming the section and row.
 //!
 //! Version 2 added the keyword index (`config.keyword` and the header's `keyword` counts);
 //! a version-1 file reads as an index without one.
