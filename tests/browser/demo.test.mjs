@@ -678,6 +678,47 @@ test('a model file the engine refuses is never cached: once the server has the w
   await page.close();
 });
 
+test('concurrent calls: 200 searches at once, and searches interleaved with adds and removes, alone and as a pool', async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async () => {
+    const { Quiver } = await import('/pkg/index.js');
+    const queries = ['wine glass', 'lamp', 'chair for the garden', 'blue cotton shirt', 'coffee', 'a warm blanket', 'kitchen knife', 'leather boots'];
+    const ids = (results) => results.map((r) => r.id).join(',');
+    const runs = {};
+    for (const threads of [1, 2]) {
+      const q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', index: '/data/catalogue-q8_0.qvr', threads });
+      const expected = [];
+      for (const query of queries) expected.push(ids(await q.search(query, { k: 5 })));
+      const all = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => q.search(queries[i % queries.length], { k: 5 })));
+      const before = (await q.stats()).documents;
+      // 100 searches, 10 adds (2 texts each, so a pool splits none) and 5 removes, all in flight at once.
+      const mixed = [];
+      for (let i = 0; i < 100; i++) {
+        mixed.push(q.search(queries[i % queries.length], { k: 5 }).then((r) => r.length === 5 && r.every((hit) => typeof hit.id === 'string')));
+        if (i % 10 === 0) {
+          const n = i / 10;
+          mixed.push(q.add([{ id: `new-${n}-a`, text: `a gadget number ${n}` }, { id: `new-${n}-b`, text: `another gadget ${n}` }]).then(() => true));
+        }
+        if (i % 20 === 0) mixed.push(q.remove([`new-${i / 20}-a`]).then(() => true));
+      }
+      const settled = await Promise.allSettled(mixed);
+      runs[threads] = {
+        rejected: all.filter((r) => r.status === 'rejected').length + settled.filter((r) => r.status === 'rejected').length,
+        wrong: all.filter((r, i) => r.status === 'fulfilled' && ids(r.value) !== expected[i % queries.length]).length
+          + settled.filter((r) => r.status === 'fulfilled' && r.value !== true).length,
+        added: (await q.stats()).documents - before,
+      };
+      q.dispose();
+    }
+    return runs;
+  });
+  // Calls keep the order they were made in: each remove follows the add of its id.
+  const clean = { rejected: 0, wrong: 0, added: 20 - 5 };
+  assert.deepEqual(out, { 1: clean, 2: clean });
+  await page.close();
+});
+
 test('an add or remove whose index cannot be stored rejects and changes nothing', async () => {
   const page = await context.newPage();
   await page.goto(`${base}/web/blank.html`);
