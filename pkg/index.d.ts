@@ -60,7 +60,9 @@ export interface LoadOptions {
   /**
    * Store the index in the origin-private file system under this name (1 to 200 characters,
    * no `/` or `\`); added documents survive reloads. An add or remove whose index cannot be
-   * stored rejects with `E_IO` and changes nothing.
+   * stored rejects with `E_IO` and changes nothing. Tabs on one name take turns (a Web Lock):
+   * each add or remove first takes up what another tab stored, so no tab's documents are lost
+   * (a tab sees another's documents at its next add, remove or load).
    */
   persist?: string;
   /** Where worker.js is served, if a bundler moved it. */

@@ -10,6 +10,8 @@ let engine = null;
 /** The latest embedding call: how many texts, on which backend, how long. */
 let lastEmbedding = null;
 let persistName = null;
+/** The stored index this worker last read or wrote, as `size:lastModified`: another tab's save changes it. */
+let storedStamp = null;
 /** Resolves to the WebAssembly module's exports once it is instantiated. */
 let ready = null;
 /** How the engine uses the cores: `{ mode: 'threads' | 'single', threads, reason }`. */
@@ -249,11 +251,14 @@ async function opfsFile(name, create) {
   return dir.getFileHandle(`${name}.qvr`, { create });
 }
 
+const stampOf = (file) => `${file.size}:${file.lastModified}`;
+
 /** Reads the stored index into `files` at `path`; false if there is none. */
 async function loadPersisted(files, path, name) {
   try {
     const file = await (await opfsFile(name, false)).getFile();
     await receive(files, path, file.stream(), file.size);
+    storedStamp = stampOf(file);
     return true;
   } catch {
     return false;
@@ -266,29 +271,63 @@ async function persist() {
   const writable = await handle.createWritable();
   await writable.write(engine.indexBytes());
   await writable.close();
+  storedStamp = stampOf(await handle.getFile());
+}
+
+/** Loads the index `files` holds at `path` into the engine, and frees `files`. */
+function loadIndexFrom(files, path) {
+  try {
+    engine.loadIndex(files, path);
+  } finally {
+    files.free();
+  }
 }
 
 /**
  * Runs `change` (an add or remove) and stores the index; where storing fails, the index
  * goes back to what it was, so the call changes nothing and rejects (E_IO).
+ *
+ * Tabs with the same `persist` name take turns (a Web Lock), and each first takes up what
+ * another tab stored since it last read or wrote, so no tab's documents are lost.
  */
-async function persisted(change) {
+function persisted(change) {
   if (!persistName) return change();
-  const before = engine.indexBytes();
-  const result = await change();
-  try {
-    await persist();
-  } catch (e) {
-    const files = new wasm.Files();
+  return navigator.locks.request(`quiver-persist:${persistName}`, async () => {
+    const latest = await latestStored();
+    if (latest) loadIndexFrom(latest, 'index');
+    const before = engine.indexBytes();
+    const result = await change();
     try {
+      await persist();
+    } catch (e) {
+      const files = new wasm.Files();
       await put(files, 'index', before);
-      engine.loadIndex(files, 'index');
-    } finally {
-      files.free();
+      loadIndexFrom(files, 'index');
+      throw fail('E_IO', `the index could not be stored (persist: ${persistName}), so the change was undone: ${e?.message ?? e}`);
     }
-    throw fail('E_IO', `the index could not be stored (persist: ${persistName}), so the change was undone: ${e?.message ?? e}`);
+    return result;
+  });
+}
+
+/** The stored index in a `Files` (at 'index') if another tab stored it since this worker last did; else null. */
+async function latestStored() {
+  let file;
+  try {
+    file = await (await opfsFile(persistName, false)).getFile();
+  } catch {
+    return null;
   }
-  return result;
+  // Empty: a first save that failed after creating the file stored nothing.
+  if (file.size === 0 || stampOf(file) === storedStamp) return null;
+  const files = new wasm.Files();
+  try {
+    await receive(files, 'index', file.stream(), file.size);
+  } catch (e) {
+    files.free();
+    throw e;
+  }
+  storedStamp = stampOf(file);
+  return files;
 }
 
 /** Runs an embedding call and records its time and backend for `stats`. */
@@ -310,6 +349,7 @@ const handlers = {
     engine = new wasm.Engine();
     engine.setBackend(backend, calibrationBudgetMs);
     persistName = name ?? null;
+    storedStamp = null;
     lastEmbedding = null;
     const loaded = await loadModel(model, cache, { backend, decisions }, progress);
     if (helper) return { model: loaded.model };

@@ -719,6 +719,35 @@ test('concurrent calls: 200 searches at once, and searches interleaved with adds
   await page.close();
 });
 
+test('two tabs on one persist name keep both tabs\' documents', async () => {
+  const persist = `tabs-${Date.now()}`;
+  const open = async () => {
+    const page = await context.newPage();
+    await page.goto(`${base}/web/blank.html`);
+    await page.evaluate(async (persist) => {
+      const { Quiver } = await import('/pkg/index.js');
+      globalThis.q = await Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', index: '/data/catalogue-q8_0.qvr', persist, threads: 1 });
+    }, persist);
+    return page;
+  };
+  const [a, b] = [await open(), await open()];
+  const before = await a.evaluate(async () => (await q.stats()).documents);
+  await a.evaluate(() => q.add([{ id: 'from-tab-a', text: 'a lamp added in the first tab' }]));
+  await b.evaluate(() => q.add([{ id: 'from-tab-b', text: 'a chair added in the second tab' }]));
+  await a.evaluate(() => q.remove(['from-tab-b']).catch((e) => e.code));
+  const c = await open();
+  const kept = await c.evaluate(async () => {
+    const ids = new Set();
+    for (const query of ['a lamp added in the first tab', 'a chair added in the second tab']) {
+      for (const r of await q.search(query, { k: 3 })) ids.add(r.id);
+    }
+    return { documents: (await q.stats()).documents, a: ids.has('from-tab-a'), b: ids.has('from-tab-b') };
+  });
+  // Tab A removed tab B's document after taking up B's save: only A's stays.
+  assert.deepEqual(kept, { documents: before + 1, a: true, b: false });
+  for (const page of [a, b, c]) await page.close();
+});
+
 test('an add or remove whose index cannot be stored rejects and changes nothing', async () => {
   const page = await context.newPage();
   await page.goto(`${base}/web/blank.html`);
