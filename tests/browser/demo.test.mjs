@@ -748,6 +748,40 @@ test('two tabs on one persist name keep both tabs\' documents', async () => {
   for (const page of [a, b, c]) await page.close();
 });
 
+test('a worker stopped in the middle of an add leaves the stored index whole: the old state or the new', async () => {
+  const page = await context.newPage();
+  await page.goto(`${base}/web/blank.html`);
+  const out = await page.evaluate(async (persist) => {
+    const { Quiver } = await import('/pkg/index.js');
+    const load = () => Quiver.load({ model: '/models/all-MiniLM-L6-v2-q8_0/', index: '/data/catalogue-q8_0.qvr', persist, threads: 1 });
+    const first = await load();
+    await first.add([{ id: 'kept', text: 'a document stored before any interruption' }]);
+    first.dispose();
+    const outcomes = [];
+    for (const [i, ms] of [0, 2, 10, 30, 80, 200].entries()) {
+      const q = await load();
+      const adding = q.add([{ id: `cut-${i}`, text: `a document whose add is cut after ${ms} ms` }]).catch(() => {});
+      await new Promise((done) => setTimeout(done, ms));
+      q.dispose();
+      await adding;
+      try {
+        const after = await load();
+        const ids = [];
+        for (const query of ['a document stored before any interruption', `a document whose add is cut after ${ms} ms`]) {
+          ids.push(...(await after.search(query, { k: 2 })).map((r) => r.id));
+        }
+        outcomes.push({ restored: after.info.restored, kept: ids.includes('kept') });
+        after.dispose();
+      } catch (e) {
+        outcomes.push({ error: e.code });
+      }
+    }
+    return outcomes;
+  }, `cut-${Date.now()}`);
+  assert.deepEqual(out, Array(6).fill({ restored: true, kept: true }));
+  await page.close();
+});
+
 test('an add or remove whose index cannot be stored rejects and changes nothing', async () => {
   const page = await context.newPage();
   await page.goto(`${base}/web/blank.html`);
