@@ -340,3 +340,21 @@ fn checksum_valid_files_with_lying_content_are_refused() {
         assert!(why.starts_with(expected) || why.contains(expected), "{expected:?}: {why}");
     }
 }
+
+/// A query scaled by 1e20 or 1e-30 (finite, but its squares overflow or vanish) ranks and
+/// scores as the query itself under the cosine metric.
+#[test]
+fn huge_and_tiny_query_vectors_score_as_the_query() {
+    let (index, _) = build(200, 16, Metric::Cosine);
+    let query = random_vectors(1, 16, 3);
+    let options = SearchOptions { k: 5, ..Default::default() };
+    let expected = index.search(&query, &options).unwrap();
+    for scale in [1e20f32, 1e-30] {
+        let scaled: Vec<f32> = query.iter().map(|x| x * scale).collect();
+        let hits = index.search(&scaled, &options).unwrap();
+        assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), expected.iter().map(|h| h.row).collect::<Vec<_>>());
+        for (h, e) in hits.iter().zip(&expected) {
+            assert!((h.score - e.score).abs() < 1e-5, "×{scale}: {} != {}", h.score, e.score);
+        }
+    }
+}
