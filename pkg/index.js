@@ -63,11 +63,11 @@ function requirePersistName(persist) {
   }
 }
 
-/** Search options with their filter checked (the engine checks the rest, names included). */
+/** Search options checked to be JSON data (the engine checks names and values). */
 function searchOptions(options) {
   if (options === undefined || options === null) return undefined;
   if (typeof options !== 'object' || Array.isArray(options)) throw invalid('search options must be an object');
-  requireData(options.filter, 'filter');
+  requireData(options, 'search options');
   return options;
 }
 
@@ -297,13 +297,11 @@ export class Quiver {
   /** Adds or replaces `[{ id, text, metadata? }]`; persisted when loaded with `persist`. */
   add(docs) {
     return this.#checked(() => {
+      requireData(docs, 'docs');
       // Documents the engine would refuse go to it whole, for its error.
       const valid = Array.isArray(docs) && docs.every((d) => typeof d?.id === 'string' && typeof d.text === 'string');
       if (!valid) return this.#call('add', { docs });
-      docs.forEach((d, i) => {
-        requireId(d.id, `docs[${i}].id`);
-        requireData(d.metadata, `docs[${i}].metadata`);
-      });
+      docs.forEach((d, i) => requireId(d.id, `docs[${i}].id`));
       return this.#ordered(async () => {
         const vectors = await this.#embedAcross(docs.map((d) => d.text), 'document');
         return this.#send(this.#worker, 'addEmbedded', { docs, vectors }, undefined, [vectors.buffer]);
@@ -314,6 +312,7 @@ export class Quiver {
   /** Removes documents by id. */
   remove(ids) {
     return this.#checked(() => {
+      requireData(ids, 'ids');
       if (Array.isArray(ids)) ids.forEach((id, i) => requireId(id, `ids[${i}]`));
       return this.#call('remove', { ids });
     });

@@ -621,6 +621,9 @@ test('bad input from JS is a clear Error, never a trap', async () => {
       cyclicMetadata: await codeOf(q.add([{ id: 'n2', text: 'x', metadata: (() => { const m = {}; m.self = m; return m; })() }])),
       // '\uD800' and '\uDFFF' would both become U+FFFD.
       loneSurrogateId: await codeOf(q.add([{ id: '\uD800', text: 'x' }])),
+      functionOption: await codeOf(q.search('x', { k: () => 3 })),
+      functionId: await codeOf(q.add([{ id: () => 'x', text: 'x' }])),
+      symbolRemove: await codeOf(q.remove([Symbol('x')])),
       // OPFS refuses such names: refused at load, before any add is applied.
       slashPersist: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', persist: 'a/b' })),
       emptyPersist: await codeOf(Quiver.load({ model: '/models/all-MiniLM-L6-v2/', persist: '' })),
@@ -640,7 +643,8 @@ test('bad input from JS is a clear Error, never a trap', async () => {
     misspeltSearch: 'E_INVALID_ARGUMENT', misspeltLoad: 'E_INVALID_ARGUMENT', misspeltEmbed: 'E_INVALID_ARGUMENT',
     nullOptions: 'ok', nullVector: 'E_INVALID_ARGUMENT', functionFilter: 'E_INVALID_ARGUMENT',
     symbolMetadata: 'E_INVALID_ARGUMENT', deepFilter: 'E_INVALID_ARGUMENT', cyclicMetadata: 'E_INVALID_ARGUMENT',
-    loneSurrogateId: 'E_INVALID_ARGUMENT', disposedVector: 'E_DISPOSED',
+    loneSurrogateId: 'E_INVALID_ARGUMENT', disposedVector: 'E_DISPOSED', functionOption: 'E_INVALID_ARGUMENT',
+    functionId: 'E_INVALID_ARGUMENT', symbolRemove: 'E_INVALID_ARGUMENT',
     slashPersist: 'E_INVALID_ARGUMENT', emptyPersist: 'E_INVALID_ARGUMENT',
   });
   assert.deepEqual(outcome.blank, [0, 0], 'a blank query finds nothing');
