@@ -253,16 +253,23 @@ async function opfsFile(name, create) {
 
 const stampOf = (file) => `${file.size}:${file.lastModified}`;
 
-/** Reads the stored index into `files` at `path`; false if there is none. */
-async function loadPersisted(files, path, name) {
+/**
+ * The stored index file, or null where there is none. An empty file is none: a first save
+ * that failed after creating the file stored nothing.
+ */
+async function storedFile() {
   try {
-    const file = await (await opfsFile(name, false)).getFile();
-    await receive(files, path, file.stream(), file.size);
-    storedStamp = stampOf(file);
-    return true;
+    const file = await (await opfsFile(persistName, false)).getFile();
+    return file.size ? file : null;
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** Reads the stored `file` into `files` at `path`, and remembers it as the one last read. */
+async function readStored(files, path, file) {
+  await receive(files, path, file.stream(), file.size);
+  storedStamp = stampOf(file);
 }
 
 /** Replaces the stored index atomically: the writable stream commits on close only. */
@@ -311,22 +318,15 @@ function persisted(change) {
 
 /** The stored index in a `Files` (at 'index') if another tab stored it since this worker last did; else null. */
 async function latestStored() {
-  let file;
-  try {
-    file = await (await opfsFile(persistName, false)).getFile();
-  } catch {
-    return null;
-  }
-  // Empty: a first save that failed after creating the file stored nothing.
-  if (file.size === 0 || stampOf(file) === storedStamp) return null;
+  const file = await storedFile();
+  if (!file || stampOf(file) === storedStamp) return null;
   const files = new wasm.Files();
   try {
-    await receive(files, 'index', file.stream(), file.size);
+    await readStored(files, 'index', file);
   } catch (e) {
     files.free();
     throw e;
   }
-  storedStamp = stampOf(file);
   return files;
 }
 
@@ -357,7 +357,9 @@ const handlers = {
     const files = new wasm.Files();
     let restored = false;
     try {
-      restored = persistName ? await loadPersisted(files, 'index', persistName) : false;
+      const stored = persistName ? await storedFile() : null;
+      // A stored file that cannot be read leaves the given index to load, as none would.
+      restored = stored !== null && await readStored(files, 'index', stored).then(() => true, () => false);
       let given = restored;
       if (!given && index !== undefined && index !== null) {
         progress({ stage: 'index' });
