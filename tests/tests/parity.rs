@@ -74,3 +74,23 @@ fn pair_cosines_match() {
         assert!((c - pair.cosine).abs() <= 1e-4, "{} vs {}: {c} != {}", pair.a, pair.b, pair.cosine);
     }
 }
+
+/// Threads share a batch by running parts of it through the whole model: any number of
+/// threads gives the same vectors, bit for bit, float and quantized.
+#[test]
+fn thread_count_changes_no_vector() {
+    let texts: Vec<String> = minilm_reference().cases.into_iter().map(|c| c.text).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let q8 = minilm_dir().with_file_name("all-MiniLM-L6-v2-q8_0");
+    for dir in [minilm_dir(), q8] {
+        let encoder = Encoder::from_dir(&dir).unwrap();
+        let embed = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| encoder.embed(&texts, TextKind::Raw, 32).unwrap()).data
+        };
+        let one = embed(1);
+        for threads in [2, 3, 8] {
+            assert!(one == embed(threads), "{}: {threads} threads changed a vector", dir.display());
+        }
+    }
+}

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use rayon::prelude::*;
+
 use crate::batch::{length_batches, padded};
 use crate::bert::Bert;
 use crate::checkpoint::{BertWeights, Checkpoint};
@@ -262,11 +264,20 @@ impl Encoder {
         }
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         let mut data = vec![0f32; sequences.len() * dim];
+        let threads = rayon::current_num_threads();
         for batch in length_batches(&lengths, batch_size) {
-            let members: Vec<&[u32]> = batch.iter().map(|&i| sequences[i].as_slice()).collect();
-            let pooled = self.forward_batch(&members)?;
-            for (&i, vector) in batch.iter().zip(pooled.chunks_exact(dim)) {
-                data[i * dim..(i + 1) * dim].copy_from_slice(vector);
+            // Each thread runs a share of the batch through the whole model: fewer forks and
+            // joins than every thread sharing each op (in wasm, a short batch's op costs less
+            // than waking the other threads for it), and no more memory than the batch.
+            let parts: Vec<&[usize]> = batch.chunks(batch.len().div_ceil(threads)).collect();
+            let pooled = parts
+                .par_iter()
+                .map(|part| self.forward_batch(&part.iter().map(|&i| sequences[i].as_slice()).collect::<Vec<_>>()))
+                .collect::<Result<Vec<_>>>()?;
+            for (part, pooled) in parts.iter().zip(pooled) {
+                for (&i, vector) in part.iter().zip(pooled.chunks_exact(dim)) {
+                    data[i * dim..(i + 1) * dim].copy_from_slice(vector);
+                }
             }
         }
         Ok(Embeddings { dim, data })
