@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine too: set-up (CLI, models, catalogue, test corpus, browser
 # package), formatting, clippy (warnings are errors), the workspace's tests with the real
-# model and real files, then the browser suite in headless Chromium. Prints each phase's
-# seconds at the end.
+# model and real files, the browser's kernels in Wasmtime, a short run of every fuzz target,
+# then the browser suite in headless Chromium. Prints each phase's seconds at the end.
 #
 #   bash scripts/test.sh                  everything, as CI runs it
 #   bash scripts/test.sh rust [FILTER]    set-up, then the Rust tests (those matching FILTER)
 #   bash scripts/test.sh browser [FILTER] set-up, then the browser tests (names matching FILTER)
+#   bash scripts/test.sh fuzz             set-up, then each fuzz target for 20 s on its seeds
 #   bash scripts/test.sh FILTER           set-up, then Rust and browser tests matching FILTER
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,8 @@ what=all filter=
 case "${1:-}" in
   '' | all) ;;
   rust | browser) what=$1 filter=${2:-} ;;
-  -h | --help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  fuzz) what=fuzz ;;
+  -h | --help) sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) what=filter filter=$1 ;;
 esac
 wants() { [ "$what" = all ] || [ "$what" = filter ] || [ "$what" = "$1" ]; }
@@ -91,6 +93,10 @@ wasm_kernels() {
 }
 if wants rust; then
   phase "wasm kernels (wasm32-wasip1 in Wasmtime)" wasm_kernels
+fi
+# A smoke run of every fuzz target on its seeds; scripts/fuzz.sh SECONDS fuzzes for real.
+if [ "$what" = all ] || [ "$what" = fuzz ]; then
+  phase "fuzz targets, 20 s each (scripts/fuzz.sh)" bash scripts/fuzz.sh 20
 fi
 # The other build of the bindings (crates/quiver-wasm/Cargo.toml), which a browser test runs.
 WASM_PACK=0.15.1

@@ -101,6 +101,12 @@ pub fn places(content: &Content, len: usize) -> Result<Vec<Place>> {
         let (Some(start), Some(end)) = (start, end) else {
             return Err(invalid(format!("tensor {name} lies past any file")));
         };
+        // The values are read in place as f32, f16 or blocks led by an f16 scale (allocators
+        // align the file's buffer to 8 or more); GGUF aligns every tensor to 32 anyway.
+        let align = if dtype == GgmlDType::F32 { 4 } else { 2 };
+        if !start.is_multiple_of(align) {
+            return Err(invalid(format!("tensor {name} starts at byte {start}, not {align}-byte aligned")));
+        }
         places.push(Place { name: name.clone(), dtype, dims: dims.to_vec(), range: start..end });
     }
     let end = places.iter().map(|p| p.range.end).max().unwrap_or(0).max(content.tensor_data_offset as usize);

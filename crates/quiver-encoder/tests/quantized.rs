@@ -250,6 +250,19 @@ fn broken_gguf_files_are_typed_errors() {
         .unwrap();
     });
     assert!(matches!(load(wrong_shape), Err(EncoderError::ShapeMismatch { expected, .. }) if expected == [1536, 384]));
+
+    // Found by the `gguf` fuzz target: a tensor moved one byte off its alignment was read in
+    // place as misaligned f16 scales (undefined behaviour). The tensor info is the name (u64
+    // length, bytes), u32 dimension count, u64 dimensions, u32 type, u64 offset.
+    let mut misaligned = gguf.clone();
+    let name = b"encoder.layer.0.attention.output.dense.weight";
+    let at = misaligned.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let dims = u32::from_le_bytes(misaligned[at..at + 4].try_into().unwrap()) as usize;
+    let offset = at + 4 + 8 * dims + 4;
+    let moved = u64::from_le_bytes(misaligned[offset..offset + 8].try_into().unwrap()) + 1;
+    misaligned[offset..offset + 8].copy_from_slice(&moved.to_le_bytes());
+    let err = load(misaligned).err().unwrap();
+    assert!(matches!(&err, EncoderError::InvalidGguf { .. }) && err.to_string().contains("aligned"), "{err}");
 }
 
 #[test]

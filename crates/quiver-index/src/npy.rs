@@ -166,7 +166,8 @@ pub fn read_npy<R: Read>(mut input: R) -> Result<Matrix> {
         _ => return Err(npy_error(format!("has shape ({inner}); expected [rows, dim]"))),
     };
     let payload = &bytes[start + header_len..];
-    let count = rows.checked_mul(cols).ok_or_else(|| npy_error("shape overflows"))?;
+    let count = rows.checked_mul(cols).filter(|n| n.checked_mul(elem).is_some());
+    let count = count.ok_or_else(|| npy_error(format!("shape ({inner}) overflows")))?;
     if payload.len() != count * elem {
         return Err(npy_error(format!(
             "holds {} bytes of data, shape ({rows}, {cols}) needs {}",
@@ -197,6 +198,18 @@ mod tests {
         assert_eq!(m.data, data);
         assert!(read_npy(&bytes[..bytes.len() - 1]).is_err());
         assert!(read_npy(&b"not numpy at all"[..]).is_err());
+    }
+
+    /// Found by the `npy` fuzz target: rows × cols fits, its bytes do not.
+    #[test]
+    fn a_shape_whose_bytes_overflow_is_an_error() {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 2), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16 + 1).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.push(b'\n');
+        let err = read_npy(&bytes[..]).err().unwrap();
+        assert!(err.to_string().contains("overflows"), "{err}");
     }
 
     #[test]

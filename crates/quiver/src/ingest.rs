@@ -307,8 +307,13 @@ pub struct QueryLine {
 /// line.
 pub fn read_queries(path: &Path) -> Result<Vec<QueryLine>> {
     let file = File::open(path).map_err(|source| EngineError::Io { op: "open", path: path.to_owned(), source })?;
+    parse_queries(BufReader::new(file), path)
+}
+
+/// [`read_queries`] of text already open; `path` names it in errors.
+pub fn parse_queries(text: impl BufRead, path: &Path) -> Result<Vec<QueryLine>> {
     let mut queries = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in text.lines().enumerate() {
         let err = |reason: String| EngineError::Input { path: path.to_owned(), line: i + 1, reason };
         let line = line.map_err(|e| err(e.to_string()))?;
         if line.trim().is_empty() {

@@ -1,0 +1,8 @@
+//! `model.safetensors`: any bytes as the tiny model's weights.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let mut files = quiver_fuzz::tiny_model();
+    files.insert("model.safetensors", data.to_vec());
+    quiver_fuzz::load_and_embed(&files);
+});
