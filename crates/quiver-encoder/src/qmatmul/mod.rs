@@ -517,6 +517,8 @@ impl QuantizedWeight {
 #[inline(always)]
 // `max` then `min`, not `clamp`: they map a NaN into range, which the unchecked cast needs.
 #[allow(clippy::manual_clamp)]
+// In wasm only the reference the simd128 code is tested against.
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
 fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
     // Plain index loops over 8 lanes: the shape the vectoriser handles best.
     for b in 0..scales.len() {
@@ -552,20 +554,25 @@ fn quantize_blocks(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut
     }
 }
 
-/// [`quantize_blocks`], in AVX2 where the processor has it (the vectoriser makes poor code
-/// of the portable loops' lane-wise maximum and narrowing stores).
+/// [`quantize_blocks`], in AVX2 where the processor has it and in wasm simd128 (the
+/// vectoriser makes poor code of the portable loops' lane-wise maximum and narrowing
+/// stores, and none at all for wasm).
 fn quantize_rows(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::has_avx2() {
         // SAFETY: the processor has AVX2 and FMA.
         return unsafe { avx2::quantize(x, scales, sums, quants) };
     }
-    quantize_blocks(x, scales, sums, quants)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd128::quantize(x, scales, sums, quants);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    quantize_blocks(x, scales, sums, quants);
 }
 
 /// Quantizes rows of `x` as [`Activations::Unsigned7`], one scale and minimum per 32 values.
 #[inline(always)]
 #[allow(clippy::manual_clamp)]
+#[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
 fn quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
     for b in 0..scales.len() {
         let block = &x[b * BLOCK..(b + 1) * BLOCK];
@@ -603,14 +610,17 @@ fn quantize_blocks_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], qu
     }
 }
 
-/// [`quantize_blocks_unsigned7`], in AVX2 where the processor has it.
+/// [`quantize_blocks_unsigned7`], in AVX2 where the processor has it and in wasm simd128.
 fn quantize_rows_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
     if crate::ops::has_avx2() {
         // SAFETY: the processor has AVX2 and FMA.
         return unsafe { avx2::quantize_unsigned7(x, scales, mins, quants) };
     }
-    quantize_blocks_unsigned7(x, scales, mins, quants)
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    simd128::quantize_unsigned7(x, scales, mins, quants);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    quantize_blocks_unsigned7(x, scales, mins, quants);
 }
 
 #[cfg(test)]
@@ -700,7 +710,8 @@ mod tests {
         }
     }
 
-    /// Both dispatched quantizations (AVX2 here) give the portable code's values,
+    /// Both dispatched quantizations (AVX2 natively, simd128 in wasm) give the portable
+    /// code's values,
     /// NaN, infinities, zeros and ties included.
     #[test]
     fn quantization_matches_the_portable_code() {

@@ -131,3 +131,102 @@ unsafe fn weight_block<const Q4: bool>(quants: *const u8) -> [v128; 4] {
         ]
     }
 }
+
+/// The smallest of four lanes (none NaN).
+#[inline(always)]
+unsafe fn smallest(v: v128) -> f32 {
+    let v = f32x4_pmin(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    f32x4_extract_lane::<0>(f32x4_pmin(v, i32x4_shuffle::<1, 0, 3, 2>(v, v)))
+}
+
+/// The largest of four lanes (none NaN).
+#[inline(always)]
+unsafe fn largest(v: v128) -> f32 {
+    let v = f32x4_pmax(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    f32x4_extract_lane::<0>(f32x4_pmax(v, i32x4_shuffle::<1, 0, 3, 2>(v, v)))
+}
+
+/// `v` with its NaN lanes replaced by `with`'s. The compiler may turn `pmin` and `pmax`
+/// into relaxed-simd's min and max, whose NaN results differ from engine to engine: NaNs
+/// are replaced first, so every engine gives the portable code's values.
+#[inline(always)]
+unsafe fn unless_nan(v: v128, with: v128) -> v128 {
+    v128_bitselect(v, with, f32x4_eq(v, v))
+}
+
+/// Eight lanes of integers in `-127..=127`, rounded to even as the portable code rounds,
+/// narrowed to bytes: `-127..=127` saturates nowhere.
+#[inline(always)]
+unsafe fn narrow(r: [v128; 8]) -> [v128; 2] {
+    let q = r.map(|r| i32x4_trunc_sat_f32x4(f32x4_nearest(r)));
+    [
+        i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[0], q[1]), i16x8_narrow_i32x4(q[2], q[3])),
+        i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[4], q[5]), i16x8_narrow_i32x4(q[6], q[7])),
+    ]
+}
+
+/// [`super::quantize_blocks`] in simd128, value for value: the portable loops compile to
+/// scalar code for wasm, a seventh of a short query's time.
+pub(super) fn quantize(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: &mut [i8]) {
+    let blocks = scales.len();
+    assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && sums.len() >= blocks);
+    // SAFETY: every load and store is inside the lengths checked above.
+    unsafe {
+        let (low, high) = (f32x4_splat(-127.0), f32x4_splat(127.0));
+        for b in 0..blocks {
+            let at = x.as_ptr().add(b * BLOCK);
+            let v: [v128; 8] = std::array::from_fn(|i| v128_load(at.add(4 * i) as *const v128));
+            // NaNs are skipped, as in the portable code.
+            let zero = f32x4_splat(0.0);
+            let amax = largest(v.iter().fold(zero, |m, &v| f32x4_pmax(m, unless_nan(f32x4_abs(v), zero))));
+            let d = amax / 127.0;
+            let inverse = f32x4_splat(if d == 0.0 { 0.0 } else { 1.0 / d });
+            // A NaN becomes -127, as `f32::max` makes it.
+            let q = narrow(v.map(|v| f32x4_pmin(high, f32x4_pmax(low, unless_nan(f32x4_mul(v, inverse), low)))));
+            let out = quants.as_mut_ptr().add(b * BLOCK) as *mut v128;
+            v128_store(out, q[0]);
+            v128_store(out.add(1), q[1]);
+            let wide = |q: v128| i32x4_extadd_pairwise_i16x8(i16x8_extadd_pairwise_i8x16(q));
+            let sum = i32x4_add(wide(q[0]), wide(q[1]));
+            *sums.get_unchecked_mut(b) = i32x4_extract_lane::<0>(sum)
+                + i32x4_extract_lane::<1>(sum)
+                + i32x4_extract_lane::<2>(sum)
+                + i32x4_extract_lane::<3>(sum);
+            *scales.get_unchecked_mut(b) = d;
+        }
+    }
+}
+
+/// [`super::quantize_blocks_unsigned7`] in simd128, value for value (a minimum of zero may
+/// come out as `-0.0` where the portable code keeps `0.0`, or the reverse: the same number).
+pub(super) fn quantize_unsigned7(x: &[f32], scales: &mut [f32], mins: &mut [f32], quants: &mut [i8]) {
+    let blocks = scales.len();
+    assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && mins.len() >= blocks);
+    // SAFETY: every load and store is inside the lengths checked above.
+    unsafe {
+        let (zero, top) = (f32x4_splat(0.0), f32x4_splat(127.0));
+        for b in 0..blocks {
+            let at = x.as_ptr().add(b * BLOCK);
+            let v: [v128; 8] = std::array::from_fn(|i| v128_load(at.add(4 * i) as *const v128));
+            // NaNs are skipped, as in the portable code.
+            let (up, down) = (f32x4_splat(f32::INFINITY), f32x4_splat(f32::NEG_INFINITY));
+            let low = v.iter().fold(up, |m, &v| f32x4_pmin(m, unless_nan(v, up)));
+            let high = v.iter().fold(down, |m, &v| f32x4_pmax(m, unless_nan(v, down)));
+            let (mut min, mut max) = (smallest(low), largest(high));
+            if !(max - min).is_finite() {
+                (min, max) = (0.0, 0.0);
+            }
+            let d = (max - min) / 127.0;
+            let inverse = f32x4_splat(if d == 0.0 { 0.0 } else { 1.0 / d });
+            let least = f32x4_splat(min);
+            // A NaN becomes 0, as `f32::max` makes it.
+            let scaled = |v| unless_nan(f32x4_mul(f32x4_sub(v, least), inverse), zero);
+            let q = narrow(v.map(|v| f32x4_pmin(top, f32x4_pmax(zero, scaled(v)))));
+            let out = quants.as_mut_ptr().add(b * BLOCK) as *mut v128;
+            v128_store(out, q[0]);
+            v128_store(out.add(1), q[1]);
+            *scales.get_unchecked_mut(b) = d;
+            *mins.get_unchecked_mut(b) = min;
+        }
+    }
+}
