@@ -7,7 +7,7 @@
 #   bash scripts/test.sh                  everything, as CI runs it
 #   bash scripts/test.sh rust [FILTER]    set-up, then the Rust tests (those matching FILTER)
 #   bash scripts/test.sh browser [FILTER] set-up, then the browser tests (names matching FILTER)
-#   bash scripts/test.sh fuzz             set-up, then each fuzz target for 20 s on its seeds
+#   bash scripts/test.sh fuzz             set-up, then a smoke run of each fuzz target
 #   bash scripts/test.sh FILTER           set-up, then Rust and browser tests matching FILTER
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +96,7 @@ if wants rust; then
 fi
 # A smoke run of every fuzz target on its seeds; scripts/fuzz.sh SECONDS fuzzes for real.
 if [ "$what" = all ] || [ "$what" = fuzz ]; then
-  phase "fuzz targets, 20 s each (scripts/fuzz.sh)" bash scripts/fuzz.sh 20
+  phase "fuzz targets, a fixed smoke run each (scripts/fuzz.sh smoke)" bash scripts/fuzz.sh smoke
 fi
 # The other build of the bindings (crates/quiver-wasm/Cargo.toml), which a browser test runs.
 WASM_PACK=0.15.1
