@@ -134,14 +134,14 @@ unsafe fn weight_block<const Q4: bool>(quants: *const u8) -> [v128; 4] {
 
 /// The smallest of four lanes (none NaN).
 #[inline(always)]
-unsafe fn smallest(v: v128) -> f32 {
+fn smallest(v: v128) -> f32 {
     let v = f32x4_pmin(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     f32x4_extract_lane::<0>(f32x4_pmin(v, i32x4_shuffle::<1, 0, 3, 2>(v, v)))
 }
 
 /// The largest of four lanes (none NaN).
 #[inline(always)]
-unsafe fn largest(v: v128) -> f32 {
+fn largest(v: v128) -> f32 {
     let v = f32x4_pmax(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
     f32x4_extract_lane::<0>(f32x4_pmax(v, i32x4_shuffle::<1, 0, 3, 2>(v, v)))
 }
@@ -150,14 +150,14 @@ unsafe fn largest(v: v128) -> f32 {
 /// into relaxed-simd's min and max, whose NaN results differ from engine to engine: NaNs
 /// are replaced first, so every engine gives the portable code's values.
 #[inline(always)]
-unsafe fn unless_nan(v: v128, with: v128) -> v128 {
+fn unless_nan(v: v128, with: v128) -> v128 {
     v128_bitselect(v, with, f32x4_eq(v, v))
 }
 
 /// Eight lanes of integers in `-127..=127`, rounded to even as the portable code rounds,
 /// narrowed to bytes: `-127..=127` saturates nowhere.
 #[inline(always)]
-unsafe fn narrow(r: [v128; 8]) -> [v128; 2] {
+fn narrow(r: [v128; 8]) -> [v128; 2] {
     let q = r.map(|r| i32x4_trunc_sat_f32x4(f32x4_nearest(r)));
     [
         i8x16_narrow_i16x8(i16x8_narrow_i32x4(q[0], q[1]), i16x8_narrow_i32x4(q[2], q[3])),
@@ -172,12 +172,11 @@ pub(super) fn quantize(x: &[f32], scales: &mut [f32], sums: &mut [i32], quants: 
     assert!(x.len() >= blocks * BLOCK && quants.len() >= blocks * BLOCK && sums.len() >= blocks);
     // SAFETY: every load and store is inside the lengths checked above.
     unsafe {
-        let (low, high) = (f32x4_splat(-127.0), f32x4_splat(127.0));
+        let (zero, low, high) = (f32x4_splat(0.0), f32x4_splat(-127.0), f32x4_splat(127.0));
         for b in 0..blocks {
             let at = x.as_ptr().add(b * BLOCK);
             let v: [v128; 8] = std::array::from_fn(|i| v128_load(at.add(4 * i) as *const v128));
             // NaNs are skipped, as in the portable code.
-            let zero = f32x4_splat(0.0);
             let amax = largest(v.iter().fold(zero, |m, &v| f32x4_pmax(m, unless_nan(f32x4_abs(v), zero))));
             let d = amax / 127.0;
             let inverse = f32x4_splat(if d == 0.0 { 0.0 } else { 1.0 / d });
